@@ -1,0 +1,79 @@
+"""Function: one differentiable operation, forward and backward on raw arrays.
+
+Reverse-mode autodiff needs, for every operation y = f(x1, ..., xn), two things:
+
+    forward:   the value y from the input values
+    backward:  given dL/dy (``grad_out``), the vector-Jacobian products
+               dL/dxi = grad_out · ∂y/∂xi, one per input
+
+A subclass writes both as static methods on raw arrays of the active backend
+(NumPy, CuPy or the strict test device), never on Tensors, so its backward
+builds no graph. ``apply`` wraps the call: it unpacks Tensors, runs forward,
+and, when a gradient is wanted, records the inputs on the context so that
+``Tensor.backward`` can walk the graph later.
+
+Example (the whole of multiplication):
+
+    class Mul(Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            # d(a*b)/da = b, d(a*b)/db = a
+            a, b = ctx.saved
+            return grad_out * b, grad_out * a
+
+Broadcasting is *not* undone here: a backward may return a gradient of the
+broadcast shape, and ``Tensor.backward`` sums it back to the input's shape in
+one place (``unbroadcast``).
+"""
+
+from __future__ import annotations
+
+from tinyllm.tensor import Tensor, is_grad_enabled
+
+
+class Function:
+    """Base class of every differentiable op. An instance is the op's context (ctx)."""
+
+    __slots__ = ("inputs", "saved", "needs_input_grad", "freed", "__dict__")
+
+    def __init__(self):
+        self.inputs = ()
+        self.saved = ()
+        self.needs_input_grad = ()
+        self.freed = False
+
+    def save_for_backward(self, *arrays) -> None:
+        """Keep what backward needs (raw arrays). Freed after backward."""
+        self.saved = arrays
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad_out):  # pragma: no cover - abstract
+        """Return one gradient per positional input of forward (None where there is none)."""
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs) -> Tensor:
+        """Run the op on Tensors (or constants) and, if needed, record it in the graph."""
+        ctx = cls()
+        raw = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        out = cls.forward(ctx, *raw, **kwargs)
+        result = Tensor(out)
+        if is_grad_enabled():
+            needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+            if any(needs):
+                ctx.inputs = inputs
+                ctx.needs_input_grad = needs
+                result.requires_grad = True
+                result._ctx = ctx
+                return result
+        ctx.saved = ()  # no graph: drop what forward saved right away
+        return result
