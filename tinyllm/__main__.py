@@ -1,0 +1,5 @@
+import sys
+
+from tinyllm.cli import main
+
+sys.exit(main())
