@@ -18,7 +18,7 @@ from tinyllm.ops import (
     where, masked_fill,
 )
 from tinyllm.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
-from tinyllm import optim
+from tinyllm import functional, nn, optim
 from tinyllm.serialization import load, save
 
 float32 = "float32"

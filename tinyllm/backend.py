@@ -66,6 +66,8 @@ def _unwrap(v, allow_host: bool):
         )
     if isinstance(v, (tuple, list)):
         return type(v)(_unwrap(u, allow_host) for u in v)
+    if isinstance(v, dict):  # keyword arguments, e.g. out=
+        return {k: _unwrap(u, allow_host) for k, u in v.items()}
     return v
 
 
