@@ -130,7 +130,8 @@ class Pow(Function):
         grad_b = None
         if n[1]:
             xp = backend.of(out)
-            grad_b = grad_out * out * xp.log(xp.where(a > 0, a, 1))  # subtle: 0 where a <= 0, as PyTorch
+            log_a = xp.log(xp.where(a > 0, a, 1)).astype(out.dtype, copy=False)  # subtle: 0 where a <= 0, as PyTorch;
+            grad_b = grad_out * out * log_a  # the cast keeps float32 when `a` is a Python scalar (2 ** x)
         return grad_a, grad_b
 
 
@@ -320,10 +321,10 @@ class MatMul(Function):
         g = grad_out
         a2 = a[None, :] if a.ndim == 1 else a  # (K,) -> (1, K)
         b2 = b[:, None] if b.ndim == 1 else b  # (K,) -> (K, 1)
+        if b.ndim == 1:  # subtle: this one first, so that (K,) @ (K,) -> () works: () -> (1,) -> (1, 1)
+            g = g[..., None]
         if a.ndim == 1:
             g = g[..., None, :]
-        if b.ndim == 1:
-            g = g[..., None]
         n = ctx.needs_input_grad
         grad_a = grad_b = None
         if n[0]:
