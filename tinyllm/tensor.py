@@ -91,8 +91,12 @@ class Tensor:
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__, not NumPy
 
     def __init__(self, data, requires_grad: bool = False):
-        if not backend.is_array(data):
+        if isinstance(data, np.generic):
+            data = np.asarray(data)  # subtle: NumPy reductions return host scalars; keep them on 'cpu'
+        elif not backend.is_array(data):
             data = backend.asarray(data)
+        if requires_grad and data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, got dtype {data.dtype}")
         self.data = data
         self.grad = None
         self.requires_grad = requires_grad
@@ -167,6 +171,8 @@ class Tensor:
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if self._ctx is not None and not requires_grad:
             raise RuntimeError("can't turn off requires_grad of a non-leaf tensor; use .detach()")
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, got dtype {self.dtype}")
         self.requires_grad = requires_grad
         return self
 
@@ -226,6 +232,8 @@ class Tensor:
                     continue
                 if gx.shape != x.shape:
                     gx = unbroadcast(gx, x.shape)
+                if gx.dtype != x.dtype:  # subtle: float32 * float64 -> the gradient keeps its input's dtype, as torch
+                    gx = gx.astype(x.dtype)
                 prev = grads.get(id(x))
                 grads[id(x)] = gx if prev is None else prev + gx
             if not retain_graph:
