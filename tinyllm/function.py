@@ -67,7 +67,7 @@ class Function:
         raw = [x.data if isinstance(x, Tensor) else x for x in inputs]
         out = cls.forward(ctx, *raw, **kwargs)
         result = Tensor(out)
-        if is_grad_enabled():
+        if is_grad_enabled() and result.dtype.kind == "f":  # integer/bool results carry no gradient
             needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
             if any(needs):
                 ctx.inputs = inputs
