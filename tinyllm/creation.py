@@ -34,7 +34,7 @@ def tensor(data, dtype=None, requires_grad: bool = False, device: str | None = N
     if isinstance(data, Tensor):
         data = data.data
     if dtype is None:
-        if backend.is_array(data):
+        if backend.is_array(data) or isinstance(data, np.generic):  # NumPy scalars keep their dtype, as torch
             dtype = data.dtype
         else:
             probe = np.asarray(data)
