@@ -518,3 +518,14 @@ def test_mlp_trains_with_hand_written_sgd_and_stays_float32():
         assert all(p.dtype == np.float32 for p in model.parameters())
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("name", ["GELU", "ReLU", "SiLU", "Tanh"])
+def test_activation_modules_match_torch(name, torch):
+    x_host = np.linspace(-3, 3, 25).reshape(5, 5).astype(np.float64)
+    ours = getattr(nn, name)()(tinyllm.tensor(x_host))
+    theirs = getattr(torch.nn, name)()(torch.tensor(x_host))
+    np.testing.assert_allclose(tinyllm.to_numpy(ours.data), theirs.numpy(), rtol=1e-12, atol=1e-12)
+    assert repr(nn.GELU(approximate="tanh")) == repr(torch.nn.GELU(approximate="tanh"))
+    with pytest.raises(ValueError, match="approximate"):
+        nn.GELU(approximate="fast")
