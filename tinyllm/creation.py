@@ -57,17 +57,22 @@ def tensor(data, dtype=None, requires_grad: bool = False, device: str | None = N
 
 
 def full(size, fill_value, dtype=None, requires_grad=False, device=None) -> Tensor:
+    """A tensor of `size` filled with `fill_value`; the dtype follows the value as in torch.full
+    (bool -> bool, int -> int64, float -> float32) unless given."""
     size = tuple(size) if isinstance(size, (tuple, list)) else (size,)
+    if dtype is None:
+        kind = {bool: np.bool_, int: np.int64}.get(type(fill_value), np.float32)
+        dtype = kind
     xp = backend.xp_for(device)
-    return Tensor(xp.full(size, fill_value, dtype=_dtype(dtype)), requires_grad=requires_grad)
+    return Tensor(xp.full(size, fill_value, dtype=np.dtype(dtype)), requires_grad=requires_grad)
 
 
 def zeros(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return full(_size(size), 0, dtype, requires_grad, device)
+    return full(_size(size), 0, _dtype(dtype), requires_grad, device)
 
 
 def ones(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return full(_size(size), 1, dtype, requires_grad, device)
+    return full(_size(size), 1, _dtype(dtype), requires_grad, device)
 
 
 def empty(*size, dtype=None, requires_grad=False, device=None) -> Tensor:

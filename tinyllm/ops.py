@@ -130,7 +130,7 @@ class Pow(Function):
         grad_b = None
         if n[1]:
             xp = backend.of(out)
-            log_a = xp.log(xp.where(a > 0, a, 1)).astype(out.dtype, copy=False)  # subtle: 0 where a <= 0, as PyTorch;
+            log_a = xp.log(xp.where(a > 0, a, 1)).astype(out.dtype, copy=False)  # subtle: 0 where a <= 0 (PyTorch: 0 at a = 0, NaN for a < 0);
             grad_b = grad_out * out * log_a  # the cast keeps float32 when `a` is a Python scalar (2 ** x)
         return grad_a, grad_b
 
