@@ -1,0 +1,169 @@
+"""Activations: the nonlinearities between the linear layers of an MLP.
+
+    relu(x)        = max(x, 0)                                  (re-exported from tinyllm.ops)
+    gelu(x)        = x Φ(x) = x · ½(1 + erf(x/√2))              Hendrycks & Gimpel 2016, GPT-2, BERT
+    gelu(x, "tanh")= ½x(1 + tanh(√(2/π)(x + 0.044715 x³)))     the same paper's fast approximation
+    silu(x)        = x σ(x) = x / (1 + e^{-x})                  Elfwing et al. 2017 ("swish"), LLaMA's SwiGLU
+
+Each is one fused op: forward saves only x, and backward applies the
+derivative in closed form (one pass, no graph of exp/mul/add nodes). On the
+host in float32 both passes run as Numba kernels (tinyllm.functional.kernels);
+the reference code below is the definition, used for float64, the strict device
+and CuPy, and the tests check the two agree.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tinyllm import backend
+from tinyllm.function import Function
+from tinyllm.functional import kernels
+from tinyllm.functional._util import as_tensor
+from tinyllm.ops import relu
+
+__all__ = ["gelu", "silu", "relu"]
+
+_SQRT1_2 = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_K0 = math.sqrt(2 / math.pi)
+_K1 = 0.044715
+
+
+# ----------------------------------------------------------------------------- reference (any array module)
+
+
+def _gelu_reference(x, grad_out=None):
+    """Φ(x) = ½(1 + erf(x/√2)); gelu = x Φ(x); gelu' = Φ(x) + x φ(x), φ(x) = e^{-x²/2}/√(2π)."""
+    xp = backend.of(x)
+    cdf = backend.erf(x * _SQRT1_2)
+    cdf += 1
+    cdf *= 0.5
+    if grad_out is None:
+        cdf *= x
+        return cdf
+    pdf = x * x
+    pdf *= -0.5
+    pdf = xp.exp(pdf)
+    pdf *= _INV_SQRT_2PI
+    pdf *= x
+    pdf += cdf
+    pdf *= grad_out
+    return pdf
+
+
+def _gelu_tanh_reference(x, grad_out=None):
+    """u = k0 (x + k1 x³), σ = σ(2u): gelu = ½x(1 + tanh u) = x σ; gelu' = σ + 2x σ(1 - σ) k0 (1 + 3 k1 x²).
+
+    # subtle: 1 + tanh(u) cancels to 0 in float32 for u < -9; 2σ(2u) is the same number, computed stably.
+    """
+    u2 = x * x
+    u2 *= _K1
+    u2 += 1
+    u2 *= x
+    u2 *= 2 * _K0  # 2u
+    s = _sigmoid(u2)
+    if grad_out is None:
+        s *= x
+        return s
+    d = 1 - s  # 2x σ(1-σ) k0 (1 + 3 k1 x²) + σ
+    d *= s
+    d *= x
+    inner = x * x
+    inner *= 3 * _K1
+    inner += 1
+    inner *= 2 * _K0
+    d *= inner
+    d += s
+    d *= grad_out
+    return d
+
+
+def _sigmoid(x):
+    """σ(x) = 1/(1 + e^{-x}), written with e^{-|x|} <= 1 so it never overflows."""
+    xp = backend.of(x)
+    e = xp.abs(x)
+    e *= -1
+    e = xp.exp(e)  # e^{-|x|} <= 1
+    num = xp.where(x >= 0, x.dtype.type(1), e)  # σ = 1/(1+e) for x >= 0, e/(1+e) below
+    e += 1
+    num /= e
+    return num
+
+
+def _silu_reference(x, grad_out=None):
+    """silu = x σ(x); silu' = σ(x)(1 + x(1 - σ(x)))."""
+    s = _sigmoid(x)
+    if grad_out is None:
+        s *= x
+        return s
+    d = 1 - s
+    d *= x
+    d += 1
+    d *= s
+    d *= grad_out
+    return d
+
+
+_REFERENCE = {"gelu": _gelu_reference, "gelu_tanh": _gelu_tanh_reference, "silu": _silu_reference}
+
+
+def _apply(name, x, grad_out=None):
+    if kernels.usable(x, grad_out):
+        return kernels.activation(name, x, grad_out)
+    return _REFERENCE[name](x, grad_out)
+
+
+# ----------------------------------------------------------------------------- the ops
+
+
+class Activation(Function):
+    """y = f(x) elementwise for f in gelu, gelu_tanh, silu; saves x only.
+
+    Example: gelu([-1, 0, 1]) = [-0.1587, 0, 0.8413] (= x Φ(x), Φ(1) = 0.8413);
+    its gradient at those points is [-0.0833, 0.5, 1.0833].
+    """
+
+    @staticmethod
+    def forward(ctx, x, name):
+        ctx.save_for_backward(x)
+        ctx.name = name
+        return _apply(name, x)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        # grad_x = grad_out · f'(x), f' in closed form:
+        #   gelu:      Φ(x) + x φ(x)
+        #   gelu_tanh: ½(1 + t) + ½x(1 - t²)·√(2/π)(1 + 3·0.044715 x²),  t = tanh(√(2/π)(x + 0.044715 x³))
+        #              (computed as σ + 2xσ(1-σ)·√(2/π)(1 + 3·0.044715 x²) with σ = ½(1 + t))
+        #   silu:      σ(x)(1 + x(1 - σ(x)))
+        (x,) = ctx.saved
+        return _apply(ctx.name, x, grad_out)
+
+
+def _float_input(input, name):
+    x = as_tensor(input, f"{name}: input")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: input must be floating-point, got dtype {x.dtype}")
+    return x
+
+
+def gelu(input, approximate="none"):
+    """torch.nn.functional.gelu: x Φ(x) (approximate="none") or its tanh form (approximate="tanh").
+
+    >>> F.gelu(tinyllm.tensor([-1.0, 0.0, 1.0]))
+    tensor([-0.15865529,  0.        ,  0.8413447 ])
+    """
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    x = _float_input(input, "gelu")
+    return Activation.apply(x, name="gelu" if approximate == "none" else "gelu_tanh")
+
+
+def silu(input, inplace=False):
+    """torch.nn.functional.silu: x σ(x) ("swish"). `inplace` is accepted for compatibility and ignored.
+
+    >>> F.silu(tinyllm.tensor([-1.0, 0.0, 1.0]))
+    tensor([-0.26894143,  0.        ,  0.7310586 ])
+    """
+    return Activation.apply(_float_input(input, "silu"), name="silu")

@@ -1,0 +1,195 @@
+"""Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need", eq. 1).
+
+For queries Q (..., L, E), keys K (..., S, E) and values V (..., S, Ev):
+
+    scores = s · Q Kᵀ (+ mask)         s = 1/√E by default        (..., L, S)
+    P      = softmax(scores)           over the keys, one row per query
+    out    = P V                                                  (..., L, Ev)
+
+Every query takes a weighted average of the values, weighted by how well it
+matches each key. One fused op does all of it: the causal mask is applied
+inside the softmax (the host kernel does not even compute exps above the
+diagonal), and the backward is written by hand:
+
+    dV = Pᵀ dO,   dP = dO Vᵀ,   dS = P ⊙ (dP - rowsum(dP ⊙ P)),
+    dQ = s · dS K,   dK = s · dSᵀ Q
+
+It follows torch.nn.functional.scaled_dot_product_attention: a bool attn_mask
+says which keys take part (True) and a float one is added to the scores;
+is_causal masks keys after the query, aligned top-left (key j is visible to
+query i when j <= i, also when L != S); a query with every key masked gets
+zeros, not NaN; enable_gqa lets K and V have fewer heads (dim -3) than Q,
+each shared by a group of consecutive query heads (grouped-query attention,
+Ainslie et al. 2023).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinyllm import backend
+from tinyllm.function import Function
+from tinyllm.functional import kernels
+from tinyllm.functional._util import as_tensor
+from tinyllm.functional.dropout import dropout_mask
+from tinyllm.functional.softmax import softmax_backward
+from tinyllm.tensor import Tensor
+
+
+def _masked_softmax_(scores, is_causal):
+    """softmax over the last dim in place; causal rows see keys j <= i; all-masked rows give 0."""
+    L, S = scores.shape[-2:]
+    if kernels.usable(scores) and scores.size > 0:
+        s2 = scores.reshape(-1, S)  # a view: scores is a fresh contiguous product
+        kernels.softmax_rows_(s2, causal_L=L if is_causal else 0, zero_empty=True)
+        return scores
+    xp = backend.of(scores)
+    neg_inf = scores.dtype.type(-np.inf)
+    if is_causal:
+        scores += xp.triu(xp.full((L, S), neg_inf, dtype=scores.dtype), k=1)  # -inf where j > i
+    m = scores.max(axis=-1, keepdims=True)
+    m = xp.where(m == neg_inf, scores.dtype.type(0), m)  # subtle: every key masked -> exps all 0, not NaN
+    scores -= m
+    P = xp.exp(scores)
+    total = P.sum(axis=-1, keepdims=True)
+    P /= xp.where(total == 0, scores.dtype.type(1), total)
+    return P
+
+
+class ScaledDotProductAttention(Function):
+    """out = softmax(s · Q Kᵀ + mask) V, with optional causal mask, dropout on P and GQA.
+
+    Example (L = S = 2, E = 1, s = 1): Q = [[0], [1]], K = [[0], [1]], V = [[1], [3]]:
+    scores = [[0, 0], [0, 1]], P = [[0.5, 0.5], [0.269, 0.731]], out = [[2], [2.462]];
+    with is_causal the first query sees key 0 only: out = [[1], [2.462]].
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, scale, is_causal, dropout_p, groups):
+        L, E = q.shape[-2:]
+        S, Ev = k.shape[-2], v.shape[-1]
+        out_lead = q.shape[:-2]
+        if groups > 1:  # GQA: query head h uses key/value head h // groups
+            Hk = k.shape[-3]
+            q = q.reshape(*q.shape[:-3], Hk, groups, L, E)  # (..., Hq, L, E) -> (..., Hk, g, L, E)
+            k, v = k[..., None, :, :], v[..., None, :, :]  # (..., Hk, S, E) -> (..., Hk, 1, S, E)
+            if bias is not None and bias.ndim >= 3:
+                xp = backend.of(bias)
+                bias = xp.broadcast_to(bias, (*out_lead, L, S)).reshape(*q.shape[:-1], S)
+        qs = q * scale  # (..., L, E): scaling Q costs less than scaling the (L, S) scores
+        scores = qs @ k.swapaxes(-1, -2)  # (..., L, E) @ (..., E, S) -> (..., L, S)
+        if bias is not None:
+            scores += bias
+        P = _masked_softmax_(scores, is_causal)
+        keep, p_scale = None, 1.0
+        if dropout_p > 0:
+            keep = dropout_mask(P.shape, dropout_p, backend.device_of(P))
+            p_scale = 1.0 / (1.0 - dropout_p) if dropout_p < 1 else 0.0
+            out = ((P * keep) * p_scale) @ v
+        else:
+            out = P @ v  # (..., L, S) @ (..., S, Ev) -> (..., L, Ev)
+        ctx.save_for_backward(qs, k, v, P, keep)
+        ctx.scale, ctx.p_scale, ctx.groups = scale, p_scale, groups
+        return out.reshape(*out_lead, L, Ev)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        # scores = s·Q Kᵀ + mask, P = softmax(scores), O = P V:
+        #   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP - rowsum(dP ⊙ P))  (softmax backward),
+        #   dQ = s · dS K,  dK = s · dSᵀ Q  (= dSᵀ (s Q), and s Q is what we saved),  dmask = dS.
+        # With dropout, O = (P ⊙ M / (1-p)) V: P is replaced by the dropped P in dV, and dP is
+        # multiplied by M / (1-p) before the softmax backward.
+        qs, k, v, P, keep = ctx.saved
+        need_q, need_k, need_v, need_bias = ctx.needs_input_grad
+        dO = grad_out.reshape(*P.shape[:-1], v.shape[-1])  # GQA: (..., Hq, L, Ev) -> (..., Hk, g, L, Ev)
+        grad_q = grad_k = grad_v = grad_bias = None
+        if need_v:
+            Pd = P if keep is None else (P * keep) * ctx.p_scale
+            grad_v = Pd.swapaxes(-1, -2) @ dO  # (..., S, L) @ (..., L, Ev) -> (..., S, Ev)
+        if need_q or need_k or need_bias:
+            dP = dO @ v.swapaxes(-1, -2)  # (..., L, Ev) @ (..., Ev, S) -> (..., L, S), fresh
+            if keep is not None:
+                dP *= keep
+                dP *= ctx.p_scale
+            dS = softmax_backward(P, dP, axis=-1, inplace=True)
+            if need_q:
+                grad_q = dS @ k  # (..., L, S) @ (..., S, E) -> (..., L, E)
+                grad_q *= ctx.scale
+            if need_k:
+                grad_k = dS.swapaxes(-1, -2) @ qs  # (..., S, L) @ (..., L, E) -> (..., S, E)
+            if need_bias:
+                grad_bias = dS
+        if ctx.groups > 1:  # (..., Hk, g, *) -> (..., Hq, *) for Q and the mask; K and V sum over their g users
+            grad_q = None if grad_q is None else grad_q.reshape(*grad_q.shape[:-4], -1, *grad_q.shape[-2:])
+            grad_bias = None if grad_bias is None else grad_bias.reshape(*grad_bias.shape[:-4], -1, *P.shape[-2:])
+            grad_k = None if grad_k is None else grad_k.sum(axis=-3)
+            grad_v = None if grad_v is None else grad_v.sum(axis=-3)
+        return grad_q, grad_k, grad_v, grad_bias
+
+
+def _mask_bias(attn_mask, q, L, S):
+    """attn_mask -> an additive bias: bool True = take part (0), False = masked (-inf); float as is."""
+    m = attn_mask if isinstance(attn_mask, Tensor) else as_tensor(attn_mask, "scaled_dot_product_attention: attn_mask")
+    ok = m.ndim >= 1 and all(a in (1, b) for a, b in zip(m.shape[::-1], (S, L)))
+    if not ok:
+        raise ValueError(f"scaled_dot_product_attention: attn_mask of shape {tuple(m.shape)} does not broadcast "
+                         f"to the scores (..., L={L}, S={S})")
+    if m.device != q.device:
+        raise RuntimeError(f"scaled_dot_product_attention: attn_mask is on {m.device!r} but query is on {q.device!r}")
+    if m.dtype == np.bool_:
+        xp = backend.of(m.data)
+        zero, neg_inf = q.dtype.type(0), q.dtype.type(-np.inf)
+        return xp.where(m.data, zero, neg_inf)  # a constant array: no gradient
+    if m.dtype != q.dtype:
+        raise TypeError(f"scaled_dot_product_attention: a float attn_mask must have the query's dtype {q.dtype}, "
+                        f"got {m.dtype}")
+    return m  # a Tensor: it may require grad (e.g. a learned bias)
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                 scale=None, enable_gqa=False):
+    """torch.nn.functional.scaled_dot_product_attention: softmax(Q Kᵀ/√E + mask) V.
+
+    query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev).
+    attn_mask: bool (True = take part) or float (added), broadcastable to (..., L, S).
+    dropout_p: dropout on the attention weights (pass 0 when evaluating, as in torch).
+    is_causal: query i sees keys j <= i (top-left aligned); combined with attn_mask if both given.
+    scale: defaults to 1/√E.  enable_gqa: key/value may have fewer heads (dim -3) than query.
+
+    >>> q = k = tinyllm.tensor([[0.0], [1.0]]); v = tinyllm.tensor([[1.0], [3.0]])
+    >>> F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    tensor([[1.       ],
+            [2.4621172]])
+    """
+    name = "scaled_dot_product_attention"
+    q, k, v = (as_tensor(t, f"{name}: {n}") for t, n in ((query, "query"), (key, "key"), (value, "value")))
+    for n, t in (("query", q), ("key", k), ("value", v)):
+        if t.ndim < 2:
+            raise ValueError(f"{name}: {n} must have at least 2 dims (..., seq, features), got shape {tuple(t.shape)}")
+        if t.dtype != q.dtype or t.dtype.kind != "f":
+            raise TypeError(f"{name}: query, key and value must share one floating dtype, got "
+                            f"{q.dtype}, {k.dtype}, {v.dtype}")
+    L, E = q.shape[-2:]
+    S = k.shape[-2]
+    if k.shape[-1] != E:
+        raise ValueError(f"{name}: query and key must have the same last dim, got {E} and {k.shape[-1]}")
+    if v.shape[-2] != S:
+        raise ValueError(f"{name}: key and value must have the same sequence length, got {S} and {v.shape[-2]}")
+    groups = 1
+    if enable_gqa:
+        if q.ndim < 3 or k.ndim < 3 or v.shape[-3] != k.shape[-3] or q.shape[-3] % k.shape[-3]:
+            raise ValueError(f"{name}: with enable_gqa, query heads (dim -3) must be a multiple of key/value heads, "
+                             f"got query {tuple(q.shape)}, key {tuple(k.shape)}, value {tuple(v.shape)}")
+        groups = q.shape[-3] // k.shape[-3]
+    elif q.ndim >= 3 and k.ndim >= 3 and q.shape[-3] != k.shape[-3] and k.shape[-3] != 1:
+        raise ValueError(f"{name}: query has {q.shape[-3]} heads but key has {k.shape[-3]}; for grouped-query "
+                         "attention pass enable_gqa=True")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"{name}: dropout_p must be in [0, 1], got {dropout_p}")
+    scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
+    bias = None if attn_mask is None else _mask_bias(attn_mask, q, L, S)
+    return ScaledDotProductAttention.apply(q, k, v, bias, scale=scale, is_causal=bool(is_causal),
+                                           dropout_p=float(dropout_p), groups=groups)
+
