@@ -7,8 +7,9 @@ The block (pre-norm, as GPT-2/nanoGPT):
 
 Both frameworks get the same float32 weights, the same input and the same
 upstream gradient, run with the same number of threads, and are timed in
-interleaved runs (tinyllm, torch, tinyllm, torch, ...), so a machine that
-speeds up or slows down affects both alike. Printed: the median time of each
+interleaved rounds (tinyllm, torch, torch, tinyllm, ...; each timed step
+after one untimed step of the same framework), so a machine that speeds up or
+slows down affects both alike. Printed: the median time of each
 and the ratio tinyllm / PyTorch (below 1.0 means tinyllm is faster).
 
     python benchmarks/bench_autograd.py                       # both shapes of the issue
@@ -128,6 +129,10 @@ def bench_shape(B, T, C, n_head, repeats, warmup, device, seed=0) -> dict:
         if r % 2:
             order.reverse()
         for name, step in order:
+            # subtle: one untimed step first. Both frameworks keep worker threads spinning for a
+            # while after a call (OpenBLAS, OpenMP); on 2 cores those steal the next framework's
+            # first step, a cost that a program using one framework never pays.
+            step()
             t0 = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - t0)

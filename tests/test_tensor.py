@@ -408,3 +408,31 @@ def test_mixed_precision_promotes_as_torch(torch):
     x = tl.ones(2, requires_grad=True)
     (x * tl.ones(2, dtype=tl.float64)).sum().backward()
     assert x.grad.dtype == np.float32  # the gradient has the leaf's dtype
+
+
+def test_index_gradients_accumulate_with_other_uses(torch):
+    # x is used whole, through overlapping slices, through a repeated integer index and through split:
+    # the IndexGrad buffer must merge all of them in any order.
+    x_host = np.arange(12, dtype=np.float64).reshape(3, 4) / 7
+    w_host = np.linspace(-1, 1, 12).reshape(3, 4)
+
+    def f(m, x, w):
+        a, b = x.split([1, 2], dim=0)
+        idx = m.tensor([0, 2, 2]) if m is torch else tl.tensor([0, 2, 2])
+        return (x * w).sum() + (x[:, 1:3] ** 2).sum() + a.sum() * 3 + (b * b).sum() + x[idx].sum() + x[1:].sum()
+
+    x = tl.tensor(x_host, requires_grad=True)
+    f(tl, x, tl.tensor(w_host)).backward()
+    tx = torch.tensor(x_host, requires_grad=True)
+    f(torch, tx, torch.tensor(w_host)).backward()
+    np.testing.assert_allclose(tl.to_numpy(x.grad.data), tx.grad.numpy(), rtol=1e-12)
+
+
+def test_leaf_gradients_are_not_shared_arrays():
+    # a + b hands the same array to both leaves; an in-place change to one grad must not touch the other
+    a = tl.ones(3, requires_grad=True)
+    b = tl.ones(3, requires_grad=True)
+    (a + b).backward(tl.ones(3))
+    with tl.no_grad():
+        a.grad *= 5
+    np.testing.assert_array_equal(tl.to_numpy(b.grad.data), np.ones(3, np.float32))

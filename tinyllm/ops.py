@@ -25,7 +25,7 @@ import numpy as np
 
 from tinyllm import backend
 from tinyllm.function import Function
-from tinyllm.tensor import Tensor
+from tinyllm.tensor import IndexGrad, Tensor
 
 
 def _t(x, like: Tensor | None = None):
@@ -567,15 +567,10 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        # each selected element gets its output's gradient; an element picked
-        # several times (integer arrays) gets the sum: a scatter-add
-        xp = backend.of(grad_out)
-        grad = xp.zeros(ctx.shape, dtype=grad_out.dtype)
-        if _is_advanced(ctx.key):
-            backend.scatter_add(grad, ctx.key, grad_out)
-        else:
-            grad[ctx.key] = grad_out
-        return grad
+        # each selected element gets its output's gradient, the rest 0; an element
+        # picked several times (integer arrays) gets the sum: a scatter-add.
+        # IndexGrad says just that; Tensor.backward writes it into one buffer per input.
+        return IndexGrad(ctx.key, grad_out, _is_advanced(ctx.key))
 
 
 def getitem(x, key):

@@ -84,6 +84,28 @@ def unbroadcast(grad, shape):
     return grad.reshape(shape)
 
 
+class IndexGrad:
+    """The gradient of x[key]'s input: zero everywhere except at x[key], where it is `values`.
+
+    GetItem's backward returns one instead of a full-size array of zeros, and
+    backward adds it into a single buffer per input. Splitting qkv into q, k, v
+    then costs one zero-filled buffer and three slice writes, not three
+    full-size zero arrays and two full-size additions.
+    """
+
+    __slots__ = ("key", "values", "advanced")
+
+    def __init__(self, key, values, advanced: bool):
+        self.key, self.values, self.advanced = key, values, advanced
+
+    def add_to(self, buf) -> None:
+        """buf[key] += values; integer-array keys may repeat a position, so they scatter-add."""
+        if self.advanced:
+            backend.scatter_add(buf, self.key, self.values)
+        else:
+            buf[self.key] += self.values
+
+
 class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation."""
 
@@ -209,14 +231,20 @@ class Tensor:
                 raise ValueError(f"grad has shape {grad.shape}, expected {self.shape}")
 
         order = _topological_order(self)
-        grads = {id(self): grad}
+        # grads[id(t)] = [array, owned]: an owned array was allocated here, so later
+        # contributions may be added into it in place (a borrowed one may be shared)
+        grads = {id(self): [grad, False]}
         for t in reversed(order):  # outputs before inputs
-            g = grads.pop(id(t), None)
-            if g is None:
+            entry = grads.pop(id(t), None)
+            if entry is None:
                 continue
+            g, owned = entry
             ctx = t._ctx
             if ctx is None or t._retain_grad:  # a leaf (or asked to keep it): accumulate
-                t.grad = Tensor(g.copy() if t.grad is None else t.grad.data + g)
+                if t.grad is None:  # subtle: copy a borrowed array, it may be another tensor's gradient too
+                    t.grad = Tensor(g if owned and ctx is None else g.copy())
+                else:
+                    t.grad = Tensor(t.grad.data + g)
                 if ctx is None:
                     continue
             if ctx.freed:
@@ -230,12 +258,24 @@ class Tensor:
             for x, gx, needed in zip(ctx.inputs, in_grads, ctx.needs_input_grad):
                 if not needed or gx is None:
                     continue
+                entry = grads.get(id(x))
+                if isinstance(gx, IndexGrad):  # zero except at x[key]: write into one owned buffer
+                    if entry is None or not entry[1]:
+                        buf = backend.of(gx.values).zeros(x.shape, x.dtype) if entry is None \
+                            else entry[0].astype(x.dtype, copy=True)
+                        entry = grads[id(x)] = [buf, True]
+                    gx.add_to(entry[0])
+                    continue
                 if gx.shape != x.shape:
                     gx = unbroadcast(gx, x.shape)
                 if gx.dtype != x.dtype:  # subtle: float32 * float64 -> the gradient keeps its input's dtype, as torch
                     gx = gx.astype(x.dtype)
-                prev = grads.get(id(x))
-                grads[id(x)] = gx if prev is None else prev + gx
+                if entry is None:
+                    grads[id(x)] = [gx, False]
+                elif entry[1]:
+                    entry[0] += gx
+                else:
+                    grads[id(x)] = [entry[0] + gx, True]
             if not retain_graph:
                 ctx.inputs, ctx.saved, ctx.freed = (), (), True
 

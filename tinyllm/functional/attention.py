@@ -39,11 +39,10 @@ from tinyllm.tensor import Tensor
 
 
 def _masked_softmax_(scores, is_causal):
-    """softmax over the last dim in place; causal rows see keys j <= i; all-masked rows give 0."""
+    """softmax over the last dim, in place; causal rows see keys j <= i; all-masked rows give 0."""
     L, S = scores.shape[-2:]
-    if kernels.usable(scores) and scores.size > 0:
-        s2 = scores.reshape(-1, S)  # a view: scores is a fresh contiguous product
-        kernels.softmax_rows_(s2, causal_L=L if is_causal else 0, zero_empty=True)
+    if kernels.usable(scores) and scores.size > 0 and scores.flags.c_contiguous:
+        kernels.softmax_rows_(scores.reshape(-1, S), causal_L=L if is_causal else 0, zero_empty=True)
         return scores
     xp = backend.of(scores)
     neg_inf = scores.dtype.type(-np.inf)
@@ -52,10 +51,30 @@ def _masked_softmax_(scores, is_causal):
     m = scores.max(axis=-1, keepdims=True)
     m = xp.where(m == neg_inf, scores.dtype.type(0), m)  # subtle: every key masked -> exps all 0, not NaN
     scores -= m
-    P = xp.exp(scores)
-    total = P.sum(axis=-1, keepdims=True)
-    P /= xp.where(total == 0, scores.dtype.type(1), total)
-    return P
+    xp.exp(scores, out=scores)
+    total = scores.sum(axis=-1, keepdims=True)
+    scores /= xp.where(total == 0, scores.dtype.type(1), total)
+    return scores
+
+
+_CHUNK_BYTES = 4 << 20  # score block per chunk: small enough to stay in cache between the steps
+
+
+def _chunks(n0, bytes_per_item):
+    """Slices over the leading (batch) axis so that each chunk's (…, L, S) scores fit in ~4 MB.
+
+    Why: the steps of attention (Q Kᵀ, softmax, P V) each stream the whole score
+    array through memory; done one cache-sized chunk at a time they find it in
+    cache, and the backward reuses one chunk-sized buffer instead of allocating
+    a full (B, nh, L, S) array. The arithmetic is unchanged.
+    """
+    step = max(1, _CHUNK_BYTES // max(1, bytes_per_item))
+    return [slice(i, min(i + step, n0)) for i in range(0, n0, step)]
+
+
+def _take(a, sl):
+    """a[sl] on the leading axis, unless that axis is broadcast (size 1)."""
+    return a if a is None or a.shape[0] == 1 else a[sl]
 
 
 class ScaledDotProductAttention(Function):
@@ -71,25 +90,39 @@ class ScaledDotProductAttention(Function):
         L, E = q.shape[-2:]
         S, Ev = k.shape[-2], v.shape[-1]
         out_lead = q.shape[:-2]
+        xp = backend.of(q)
         if groups > 1:  # GQA: query head h uses key/value head h // groups
             Hk = k.shape[-3]
             q = q.reshape(*q.shape[:-3], Hk, groups, L, E)  # (..., Hq, L, E) -> (..., Hk, g, L, E)
             k, v = k[..., None, :, :], v[..., None, :, :]  # (..., Hk, S, E) -> (..., Hk, 1, S, E)
             if bias is not None and bias.ndim >= 3:
-                xp = backend.of(bias)
                 bias = xp.broadcast_to(bias, (*out_lead, L, S)).reshape(*q.shape[:-1], S)
-        qs = q * scale  # (..., L, E): scaling Q costs less than scaling the (L, S) scores
-        scores = qs @ k.swapaxes(-1, -2)  # (..., L, E) @ (..., E, S) -> (..., L, S)
+        lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
         if bias is not None:
-            scores += bias
-        P = _masked_softmax_(scores, is_causal)
+            lead = np.broadcast_shapes(lead, bias.shape[:-2])
+        # every operand gets the same number of dims, so axis 0 is the batch axis of all of them
+        q, k, v = (a.reshape((1,) * (len(lead) + 2 - a.ndim) + a.shape) for a in (q, k, v))
+        if bias is not None:
+            bias = bias.reshape((1,) * (len(lead) + 2 - bias.ndim) + bias.shape)
+
+        qs = q * scale  # (..., L, E): scaling Q costs less than scaling the (L, S) scores
+        # subtle: a contiguous Kᵀ; NumPy's stacked matmul leaves BLAS for a transposed right operand (1.5x slower)
+        kT = xp.ascontiguousarray(k.swapaxes(-1, -2))  # (..., S, E) -> (..., E, S)
+        P = xp.empty((*lead, L, S), dtype=q.dtype)  # the attention weights, kept for backward
+        out = xp.empty((*lead, L, Ev), dtype=q.dtype)
         keep, p_scale = None, 1.0
         if dropout_p > 0:
             keep = dropout_mask(P.shape, dropout_p, backend.device_of(P))
             p_scale = 1.0 / (1.0 - dropout_p) if dropout_p < 1 else 0.0
-            out = ((P * keep) * p_scale) @ v
-        else:
-            out = P @ v  # (..., L, S) @ (..., S, Ev) -> (..., L, Ev)
+        n0 = lead[0] if lead else 1
+        for sl in _chunks(n0, P[:1].nbytes if lead else P.nbytes) if lead else [...]:
+            scores = P[sl]
+            xp.matmul(_take(qs, sl), _take(kT, sl), out=scores)  # (..., L, E) @ (..., E, S) -> (..., L, S)
+            if bias is not None:
+                scores += _take(bias, sl)
+            _masked_softmax_(scores, is_causal)
+            Pd = scores if keep is None else (scores * keep[sl]) * scores.dtype.type(p_scale)
+            xp.matmul(Pd, _take(v, sl), out=out[sl])  # (..., L, S) @ (..., S, Ev) -> (..., L, Ev)
         ctx.save_for_backward(qs, k, v, P, keep)
         ctx.scale, ctx.p_scale, ctx.groups = scale, p_scale, groups
         return out.reshape(*out_lead, L, Ev)
@@ -101,32 +134,60 @@ class ScaledDotProductAttention(Function):
         #   dQ = s · dS K,  dK = s · dSᵀ Q  (= dSᵀ (s Q), and s Q is what we saved),  dmask = dS.
         # With dropout, O = (P ⊙ M / (1-p)) V: P is replaced by the dropped P in dV, and dP is
         # multiplied by M / (1-p) before the softmax backward.
+        # Done chunk by chunk over the batch axis, as the forward (see _chunks).
         qs, k, v, P, keep = ctx.saved
         need_q, need_k, need_v, need_bias = ctx.needs_input_grad
-        dO = grad_out.reshape(*P.shape[:-1], v.shape[-1])  # GQA: (..., Hq, L, Ev) -> (..., Hk, g, L, Ev)
-        grad_q = grad_k = grad_v = grad_bias = None
+        xp = backend.of(P)
+        lead, (L, S) = P.shape[:-2], P.shape[-2:]
+        dO = grad_out.reshape(*lead, L, v.shape[-1])  # GQA: (..., Hq, L, Ev) -> (..., Hk, g, L, Ev)
+        dtype = P.dtype
+        grad_q = xp.empty((*lead, L, qs.shape[-1]), dtype) if need_q else None
+        # K and V may be broadcast over the batch (axis 0 of size 1) or, with GQA, over the group axis:
+        # their per-chunk gradients then have the full shape and are summed back below.
+        grad_k = xp.empty((*lead, S, k.shape[-1]), dtype) if need_k else None
+        grad_v = xp.empty((*lead, S, v.shape[-1]), dtype) if need_v else None
+        grad_bias = xp.empty(P.shape, dtype) if need_bias else None
+        vT = xp.ascontiguousarray(v.swapaxes(-1, -2))  # contiguous, as Kᵀ in forward
+        p_scale = dtype.type(ctx.p_scale)
+        n0 = lead[0] if lead else 1
+        for sl in _chunks(n0, P[:1].nbytes if lead else P.nbytes) if lead else [...]:
+            Pc, dOc = P[sl], dO[sl]
+            keep_c = None if keep is None else keep[sl]
+            if need_v:
+                Pd = Pc if keep_c is None else (Pc * keep_c) * p_scale
+                xp.matmul(Pd.swapaxes(-1, -2), dOc, out=grad_v[sl])  # (..., S, L) @ (..., L, Ev) -> (..., S, Ev)
+            if need_q or need_k or need_bias:
+                dP = dOc @ _take(vT, sl)  # (..., L, Ev) @ (..., Ev, S) -> (..., L, S), fresh
+                if keep_c is not None:
+                    dP *= keep_c
+                    dP *= p_scale
+                dS = softmax_backward(Pc, dP, axis=-1, inplace=True)
+                if need_q:
+                    xp.matmul(dS, _take(k, sl), out=grad_q[sl])  # (..., L, S) @ (..., S, E) -> (..., L, E)
+                if need_k:
+                    xp.matmul(dS.swapaxes(-1, -2), _take(qs, sl), out=grad_k[sl])  # (..., S, L) @ (..., L, E)
+                if need_bias:
+                    grad_bias[sl] = dS
+        if need_q:
+            grad_q *= dtype.type(ctx.scale)
+        # K/V dims that were broadcast (a batch axis of size 1, the GQA group axis) sum their gradients
+        # (the engine's unbroadcast would too, but not the GQA axis, which is inside)
+        if need_k:
+            grad_k = _sum_to(grad_k, k.shape)
         if need_v:
-            Pd = P if keep is None else (P * keep) * ctx.p_scale
-            grad_v = Pd.swapaxes(-1, -2) @ dO  # (..., S, L) @ (..., L, Ev) -> (..., S, Ev)
-        if need_q or need_k or need_bias:
-            dP = dO @ v.swapaxes(-1, -2)  # (..., L, Ev) @ (..., Ev, S) -> (..., L, S), fresh
-            if keep is not None:
-                dP *= keep
-                dP *= ctx.p_scale
-            dS = softmax_backward(P, dP, axis=-1, inplace=True)
-            if need_q:
-                grad_q = dS @ k  # (..., L, S) @ (..., S, E) -> (..., L, E)
-                grad_q *= ctx.scale
-            if need_k:
-                grad_k = dS.swapaxes(-1, -2) @ qs  # (..., S, L) @ (..., L, E) -> (..., S, E)
-            if need_bias:
-                grad_bias = dS
-        if ctx.groups > 1:  # (..., Hk, g, *) -> (..., Hq, *) for Q and the mask; K and V sum over their g users
+            grad_v = _sum_to(grad_v, v.shape)
+        if ctx.groups > 1:  # (..., Hk, g, *) -> (..., Hq, *) for Q and the mask; K and V drop their size-1 g axis
             grad_q = None if grad_q is None else grad_q.reshape(*grad_q.shape[:-4], -1, *grad_q.shape[-2:])
             grad_bias = None if grad_bias is None else grad_bias.reshape(*grad_bias.shape[:-4], -1, *P.shape[-2:])
-            grad_k = None if grad_k is None else grad_k.sum(axis=-3)
-            grad_v = None if grad_v is None else grad_v.sum(axis=-3)
+            grad_k = None if grad_k is None else grad_k[..., 0, :, :]  # (..., Hk, 1, S, E) -> (..., Hk, S, E)
+            grad_v = None if grad_v is None else grad_v[..., 0, :, :]
         return grad_q, grad_k, grad_v, grad_bias
+
+
+def _sum_to(grad, shape):
+    """Sum over the axes where `shape` has size 1 and grad does not (broadcast in forward)."""
+    axes = tuple(i for i, (g, n) in enumerate(zip(grad.shape, shape)) if n == 1 and g != 1)
+    return grad.sum(axis=axes, keepdims=True) if axes else grad
 
 
 def _mask_bias(attn_mask, q, L, S):

@@ -27,7 +27,7 @@ from tinyllm.functional._util import as_tensor, axis as _axis
 
 def _rows(x, axis):
     """Whether the host kernels apply: the last axis of a non-empty float32 NumPy array."""
-    return axis == x.ndim - 1 and x.size > 0 and kernels.usable(x)
+    return x.ndim > 0 and axis % x.ndim == x.ndim - 1 and x.size > 0 and kernels.usable(x)
 
 
 def softmax_forward(x, axis):
