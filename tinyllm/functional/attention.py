@@ -106,7 +106,9 @@ class ScaledDotProductAttention(Function):
             bias = bias.reshape((1,) * (len(lead) + 2 - bias.ndim) + bias.shape)
 
         qs = q * scale  # (..., L, E): scaling Q costs less than scaling the (L, S) scores
-        # subtle: a contiguous Kᵀ; NumPy's stacked matmul leaves BLAS for a transposed right operand (1.5x slower)
+        # subtle: contiguous K, Kᵀ and V. NumPy's stacked matmul leaves BLAS for operands whose rows
+        # are strided (a transposed Kᵀ, or heads cut out of a fused qkv): 1.5-2x slower than the copies.
+        k, v = xp.ascontiguousarray(k), xp.ascontiguousarray(v)
         kT = xp.ascontiguousarray(k.swapaxes(-1, -2))  # (..., S, E) -> (..., E, S)
         P = xp.empty((*lead, L, S), dtype=q.dtype)  # the attention weights, kept for backward
         out = xp.empty((*lead, L, Ev), dtype=q.dtype)

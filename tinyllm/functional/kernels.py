@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -32,12 +34,50 @@ import numpy as np
 # functions, but not 'nnan'/'ninf': masked attention scores are -inf and must
 # give exactly 0 after exp, and a NaN must stay a NaN.
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
-# subtle: one core per kernel, on purpose (no parallel=True / prange). The matrix
-# products between kernels run on BLAS's thread pool; Numba's OpenMP pool keeps
-# spinning after each kernel and stalls the next BLAS call for a scheduler tick
-# on a busy 2-core machine. A GPT block (benchmarks/bench_autograd.py, 2 cores)
-# took 15 ms / 460 ms with one thread against 56 ms / 540 ms with prange.
-_kernel = functools.partial(numba.njit, fastmath=_FAST, cache=True)
+# subtle: no parallel=True / prange. The matrix products between kernels run on
+# BLAS's thread pool; Numba's OpenMP pool keeps spinning after each kernel and
+# stalls the next BLAS call for a scheduler tick on a busy 2-core machine (a GPT
+# block, benchmarks/bench_autograd.py: 15 ms / 460 ms with one thread against
+# 56 ms / 540 ms with prange). Instead the kernels release the GIL (nogil) and
+# `split` below hands row ranges of a big array to a plain thread pool, whose
+# idle workers sleep.
+_kernel = functools.partial(numba.njit, fastmath=_FAST, cache=True, nogil=True)
+
+
+# ----------------------------------------------------------------------------- threads
+
+_MIN_SPLIT = 1 << 17  # elements: below this a hand-off to another thread costs more than it saves
+
+
+def num_threads() -> int:
+    """Threads for the host kernels: TINYLLM_NUM_THREADS, else the cores this process may use."""
+    n = os.environ.get("TINYLLM_NUM_THREADS")
+    return max(1, int(n)) if n else len(os.sched_getaffinity(0))
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(n: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=n, thread_name_prefix="tinyllm-kernel")
+
+
+def split(fn, rows: int, size: int, multiple: int = 1) -> None:
+    """Run fn(start, stop) over [0, rows) in one contiguous part per thread.
+
+    `size` (elements in all) decides whether splitting pays; each part starts at a
+    multiple of `multiple` (e.g. whole (L, S) score blocks for a causal softmax).
+    fn must only write its own rows; Numba kernels and ufuncs release the GIL, so
+    the parts really run at the same time.
+    """
+    n = min(num_threads(), rows // max(1, multiple))
+    if n <= 1 or size < _MIN_SPLIT:
+        fn(0, rows)
+        return
+    step = -(-rows // (n * multiple)) * multiple
+    parts = [(i, min(i + step, rows)) for i in range(0, rows, step)]
+    futures = [_pool(n).submit(fn, a, b) for a, b in parts[1:]]
+    fn(*parts[0])  # this thread takes the first part
+    for f in futures:
+        f.result()
 _inline = functools.partial(numba.njit, inline="always", fastmath=_FAST, cache=True)
 
 _enabled = contextvars.ContextVar("tinyllm_host_kernels", default=True)
@@ -167,7 +207,7 @@ def softmax_rows_(x, causal_L=0, zero_empty=False):
     # is secretly x defeats LLVM's runtime alias check and the loop runs
     # unvectorised, 2x slower; one array cannot alias.
     """
-    _softmax_rows_(x, causal_L, zero_empty)
+    split(lambda a, b: _softmax_rows_(x[a:b], causal_L, zero_empty), x.shape[0], x.size, max(1, causal_L))
     return x
 
 
@@ -184,7 +224,8 @@ def _softmax_backward_rows_(y, g):
 
 def softmax_backward_rows_(y, g):
     """g <- y * (g - Σ_j g_j y_j) per row, in place on g (a C-contiguous float32 array)."""
-    _softmax_backward_rows_(_c(y), g)
+    y = _c(y)
+    split(lambda a, b: _softmax_backward_rows_(y[a:b], g[a:b]), y.shape[0], y.size)
     return g
 
 
@@ -327,7 +368,15 @@ _ELEMENTWISE = {"gelu": (gelu, gelu_backward), "gelu_tanh": (gelu_tanh, gelu_tan
 def activation(name, x, grad_out=None):
     """name(x), or with grad_out the input gradient grad_out * name'(x); name in gelu, gelu_tanh, silu."""
     forward, backward = _ELEMENTWISE[name]
-    return forward(x) if grad_out is None else backward(x, grad_out)
+    shape = x.shape
+    x = _c(x).reshape(-1)
+    out = np.empty_like(x)
+    if grad_out is None:
+        split(lambda a, b: forward(x[a:b], out=out[a:b]), x.size, x.size)
+    else:
+        g = _c(grad_out).reshape(-1)
+        split(lambda a, b: backward(x[a:b], g[a:b], out=out[a:b]), x.size, x.size)
+    return out.reshape(shape)
 
 
 # ----------------------------------------------------------------------------- norms over rows
@@ -406,7 +455,8 @@ def layer_norm_forward(x2, w, b, eps):
     M = x2.shape[0]
     out = np.empty_like(x2)
     mean, rstd = np.empty(M, np.float32), np.empty(M, np.float32)
-    _layer_norm_fwd(x2, _c(w), _c(b), f32(eps), out, mean, rstd)
+    w, b = _c(w), _c(b)
+    split(lambda i, j: _layer_norm_fwd(x2[i:j], w, b, f32(eps), out[i:j], mean[i:j], rstd[i:j]), M, x2.size)
     return out, mean, rstd
 
 
@@ -425,7 +475,8 @@ def rms_norm_forward(x2, w, eps):
     x2 = _c(x2)
     out = np.empty_like(x2)
     rstd = np.empty(x2.shape[0], np.float32)
-    _rms_norm_fwd(x2, _c(w), f32(eps), out, rstd)
+    w = _c(w)
+    split(lambda i, j: _rms_norm_fwd(x2[i:j], w, f32(eps), out[i:j], rstd[i:j]), x2.shape[0], x2.size)
     return out, rstd
 
 

@@ -14,8 +14,18 @@ place into the fresh product).
 
 from __future__ import annotations
 
+from tinyllm import backend
 from tinyllm.function import Function
+from tinyllm.functional import kernels
 from tinyllm.functional._util import as_tensor
+
+
+def _add_rows_(y, bias) -> None:
+    """y += bias for every row of y (M, out), in place; on the host the rows are split across cores."""
+    if kernels.usable(y, bias):
+        kernels.split(lambda a, b: y[a:b].__iadd__(bias), y.shape[0], y.size)
+    else:
+        y += bias
 
 
 class Linear(Function):
@@ -31,7 +41,7 @@ class Linear(Function):
         x2 = x.reshape(-1, in_features)  # (..., in) -> (M, in)
         y = x2 @ weight.T  # (M, out)
         if bias is not None:
-            y += bias
+            _add_rows_(y, bias)
         ctx.save_for_backward(x2, weight)
         ctx.x_shape = x.shape
         return y.reshape(*x.shape[:-1], out_features)  # (M, out) -> (..., out)
@@ -44,7 +54,8 @@ class Linear(Function):
         need_x, need_w, need_b = ctx.needs_input_grad
         grad_x = (g2 @ weight).reshape(ctx.x_shape) if need_x else None
         grad_w = g2.T @ x2 if need_w else None
-        grad_b = g2.sum(axis=0) if need_b else None
+        # Σ_rows as a product with a ones vector: BLAS runs it on every core, g2.sum(axis=0) on one
+        grad_b = backend.of(g2).ones(g2.shape[0], dtype=g2.dtype) @ g2 if need_b else None
         return grad_x, grad_w, grad_b
 
 
