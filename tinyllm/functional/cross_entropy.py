@@ -204,8 +204,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError(f"cross_entropy: expected target of shape {expected} for input of shape "
                          f"{tuple(x.shape)} (classes at dim {0 if unbatched else 1}), got {tuple(target.shape)}")
     t = raw(target).reshape(-1)
-    bad = (t != ignore_index) & ((t < 0) | (t >= C))
-    if bad.any():
+    # subtle: checked on the host only; on a device the answer would cost a sync every step (see embedding)
+    bad = (t != ignore_index) & ((t < 0) | (t >= C)) if backend.device_of(t) == "cpu" else None
+    if bad is not None and bad.any():
         pos = int(bad.argmax())
         where = tuple(int(i) for i in np.unravel_index(pos, expected)) if len(expected) > 1 else pos
         raise IndexError(f"cross_entropy: target {int(t[pos])} at position {where} is out of range for "

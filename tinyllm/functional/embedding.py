@@ -53,7 +53,14 @@ class Embedding(Function):
 
 
 def _check_ids(ids, V):
-    """Every id in [0, V), else a ValueError naming the first bad one and where it sits."""
+    """Every id in [0, V), else a ValueError naming the first bad one and where it sits.
+
+    # subtle: checked on the host only. On a device, reading the answer back would stall
+    # every step for a sync (CuPy, like PyTorch on CUDA, checks no index synchronously),
+    # so ids are best validated on the host before a batch is moved to the device.
+    """
+    if backend.device_of(ids) != "cpu":
+        return
     bad = (ids < 0) | (ids >= V)
     if bad.any():
         pos = int(bad.reshape(-1).argmax())
