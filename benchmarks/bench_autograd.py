@@ -7,9 +7,10 @@ The block (pre-norm, as GPT-2/nanoGPT):
 
 Both frameworks get the same float32 weights, the same input and the same
 upstream gradient, run with the same number of threads, and are timed in
-interleaved rounds (tinyllm, torch, torch, tinyllm, ...; each timed step
-after one untimed step of the same framework), so a machine that speeds up or
-slows down affects both alike. Printed: the median time of each
+interleaved rounds (tinyllm, torch, torch, tinyllm, ...), so a machine that
+speeds up or slows down affects both alike; before each timed step the process
+idles for --settle seconds and runs one untimed step of the same framework, so
+neither is timed while the other's thread pool is still spinning. Printed: the median time of each
 and the ratio tinyllm / PyTorch (below 1.0 means tinyllm is faster).
 
     python benchmarks/bench_autograd.py                       # both shapes of the issue
@@ -108,7 +109,7 @@ def setup_torch(weights, x, grad, n_head, device):
     return step, result
 
 
-def bench_shape(B, T, C, n_head, repeats, warmup, device, seed=0) -> dict:
+def bench_shape(B, T, C, n_head, repeats, warmup, device, seed=0, settle=0.3) -> dict:
     rng = np.random.default_rng(seed + 1)
     weights = make_weights(C, seed)
     x = rng.standard_normal((B, T, C)).astype(np.float32)
@@ -129,9 +130,11 @@ def bench_shape(B, T, C, n_head, repeats, warmup, device, seed=0) -> dict:
         if r % 2:
             order.reverse()
         for name, step in order:
-            # subtle: one untimed step first. Both frameworks keep worker threads spinning for a
-            # while after a call (OpenBLAS, OpenMP); on 2 cores those steal the next framework's
-            # first step, a cost that a program using one framework never pays.
+            # subtle: settle, then one untimed step. Both frameworks keep worker threads spinning
+            # for a while after their last call (OpenBLAS ~2^28 cycles, OpenMP's block time); in one
+            # process those would steal cores from the other framework, a cost that a program
+            # using one framework never pays.
+            time.sleep(settle)
             step()
             t0 = time.perf_counter()
             step()
@@ -150,6 +153,8 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="threads for both (default: PyTorch's default)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--settle", type=float, default=0.3,
+                    help="seconds of idle before each framework's turn, so the other's worker threads stop spinning")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
 
@@ -170,7 +175,8 @@ def main(argv=None):
     results = []
     for spec in args.shapes.split(";"):
         B, T, C = (int(v) for v in spec.split(","))
-        r = bench_shape(B, T, C, max(1, C // args.head_size), args.repeats, args.warmup, args.device)
+        r = bench_shape(B, T, C, max(1, C // args.head_size), args.repeats, args.warmup, args.device,
+                        settle=args.settle)
         results.append(r)
         print(f"{B:>3} {T:>4} {C:>4} {r['n_head']:>3} {r['tinyllm_ms']:>11.2f} {r['torch_ms']:>9.2f} "
               f"{r['ratio']:>5.2f}x {r['max_abs_diff']:>10.2e}")
