@@ -10,8 +10,9 @@ upstream gradient, run with the same number of threads, and are timed in
 interleaved rounds (tinyllm, torch, torch, tinyllm, ...), so a machine that
 speeds up or slows down affects both alike; before each timed step the process
 idles for --settle seconds and runs one untimed step of the same framework, so
-neither is timed while the other's thread pool is still spinning. Printed: the median time of each
-and the ratio tinyllm / PyTorch (below 1.0 means tinyllm is faster).
+neither is timed while the other's thread pool is still spinning. Printed: the
+median time of each, and the median (and quartiles) of the per-round ratio
+tinyllm / PyTorch; below 1.0 means tinyllm is faster.
 
     python benchmarks/bench_autograd.py                       # both shapes of the issue
     python benchmarks/bench_autograd.py --shapes 12,64,128 --repeats 50
@@ -141,8 +142,12 @@ def bench_shape(B, T, C, n_head, repeats, warmup, device, seed=0, settle=0.3) ->
             times[name].append(time.perf_counter() - t0)
     tl_ms = 1e3 * statistics.median(times["tinyllm"])
     pt_ms = 1e3 * statistics.median(times["torch"])
+    # the ratio within each round (both timed seconds apart) is robust to the machine's drift
+    paired = sorted(a / b for a, b in zip(times["tinyllm"], times["torch"]))
+    q1, q3 = paired[len(paired) // 4], paired[(3 * len(paired)) // 4]
     return {"B": B, "T": T, "C": C, "n_head": n_head, "tinyllm_ms": tl_ms, "torch_ms": pt_ms,
-            "ratio": tl_ms / pt_ms, "max_abs_diff": max_diff, "repeats": repeats}
+            "ratio": statistics.median(paired), "ratio_q1": q1, "ratio_q3": q3,
+            "max_abs_diff": max_diff, "repeats": repeats}
 
 
 def main(argv=None):
@@ -156,7 +161,14 @@ def main(argv=None):
     ap.add_argument("--settle", type=float, default=0.3,
                     help="seconds of idle before each framework's turn, so the other's worker threads stop spinning")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--no-keep-memory", action="store_true",
+                    help="leave glibc's malloc at its defaults (tinyllm's training commands call "
+                         "tinyllm.backend.keep_host_memory(); it applies to both frameworks in this process)")
     args = ap.parse_args(argv)
+    if not args.no_keep_memory:
+        from tinyllm.backend import keep_host_memory
+
+        keep_host_memory()
 
     import torch
 
@@ -170,8 +182,10 @@ def main(argv=None):
         print("(threadpoolctl not installed: NumPy's BLAS uses its default thread count)")
 
     print(f"GPT block forward+backward, float32, device={args.device}, threads={threads}, "
-          f"median of {args.repeats} interleaved runs; torch {torch.__version__}, numpy {np.__version__}")
-    print(f"{'B':>3} {'T':>4} {'C':>4} {'nh':>3} {'tinyllm ms':>11} {'torch ms':>9} {'ratio':>6} {'max|diff|':>10}")
+          f"median of {args.repeats} interleaved runs, keep_host_memory={not args.no_keep_memory}; "
+          f"torch {torch.__version__}, numpy {np.__version__}")
+    print(f"{'B':>3} {'T':>4} {'C':>4} {'nh':>3} {'tinyllm ms':>11} {'torch ms':>9} {'ratio':>6} "
+          f"{'(q1-q3)':>11} {'max|diff|':>10}")
     results = []
     for spec in args.shapes.split(";"):
         B, T, C = (int(v) for v in spec.split(","))
@@ -179,7 +193,7 @@ def main(argv=None):
                         settle=args.settle)
         results.append(r)
         print(f"{B:>3} {T:>4} {C:>4} {r['n_head']:>3} {r['tinyllm_ms']:>11.2f} {r['torch_ms']:>9.2f} "
-              f"{r['ratio']:>5.2f}x {r['max_abs_diff']:>10.2e}")
+              f"{r['ratio']:>5.2f}x {r['ratio_q1']:>5.2f}-{r['ratio_q3']:<5.2f} {r['max_abs_diff']:>10.2e}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"threads": threads, "device": args.device, "results": results}, f, indent=2)

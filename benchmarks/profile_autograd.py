@@ -54,7 +54,12 @@ def main(argv=None):
     ap.add_argument("--shape", default="16,256,384", help="B,T,C")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--top", type=int, default=12)
+    ap.add_argument("--no-keep-memory", action="store_true", help="leave glibc's malloc at its defaults")
     args = ap.parse_args(argv)
+    if not args.no_keep_memory:
+        from tinyllm.backend import keep_host_memory
+
+        keep_host_memory()
     B, T, C = (int(v) for v in args.shape.split(","))
     n_head = max(1, C // 64)
     rng = np.random.default_rng(1)

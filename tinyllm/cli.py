@@ -13,7 +13,10 @@ import sys
 
 
 def _demo(args) -> int:
+    from tinyllm.backend import keep_host_memory
     from tinyllm.demo import run_demo
+
+    keep_host_memory()  # a training loop: reuse freed memory instead of faulting it in every step
 
     run_demo(steps=args.steps, device=args.device, seed=args.seed)
     return 0
