@@ -637,3 +637,18 @@ def test_strategies_make_noncontiguous_views():
     x = find(S.tensors(S.shapes(min_dims=2), contiguous=False),
              lambda t: min(t.shape) > 1 and not t.data.flags.c_contiguous)
     assert not np.isnan(host(x)).any()  # the NaN filler is outside the view
+
+
+def test_python_constants_follow_the_tensor_device_and_dtype():
+    x = tl.ones(3, requires_grad=True)
+    for y in (x + [1.0, 2.0, 3.0], [1.0, 2.0, 3.0] * x, x * np.float64(2), np.float64(2) * x, x ** np.float64(2)):
+        assert y.dtype == np.float32 and y.device == x.device
+    (2.0 ** x).sum().backward()  # a scalar base: the exponent's gradient 2^x ln 2
+    np.testing.assert_allclose(tl.to_numpy(x.grad.data), 2 * np.log(2), rtol=1e-6)
+
+
+def test_var_of_one_element_is_nan_not_an_error():
+    v = tl.tensor([1.5], requires_grad=True)
+    r = v.var()
+    r.backward()
+    assert np.isnan(r.item()) and np.isnan(tl.to_numpy(v.grad.data)).all()

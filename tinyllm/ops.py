@@ -28,15 +28,26 @@ from tinyllm.function import Function
 from tinyllm.tensor import IndexGrad, Tensor
 
 
-def _t(x, like: Tensor | None = None):
-    """Python scalars stay scalars (so float32 stays float32); arrays become constant Tensors."""
-    if isinstance(x, Tensor) or isinstance(x, (int, float, bool)):
+def _t(x, like=None):
+    """An operand of a binary op: Tensors pass; Python scalars stay scalars (so float32 stays
+    float32 under NumPy 2's promotion); anything else becomes a constant Tensor on the device of
+    `like` (the other operand), floats in its float dtype, so `x + [1.0, 2.0]` neither leaves x's
+    device nor upcasts it. Arrays stay on their own device."""
+    if isinstance(x, Tensor) or type(x) in (int, float, bool):
         return x
-    if backend.is_array(x):
+    if isinstance(x, np.generic) and not backend.is_array(x):
+        return x.item()  # subtle: np.float64(2) is a *strong* float64 in NumPy 2; as a Python float it is weak
+    if backend.is_array(x):  # an array stays where it is: mixing devices fails in the op, as in torch
         return Tensor(x)
-    if like is not None:
-        return Tensor(backend.asarray(x, device=like.device))
+    if isinstance(like, Tensor):  # lists and nested sequences: constants on the other operand's device
+        dtype = like.dtype if np.asarray(x).dtype.kind == "f" and like.dtype.kind == "f" else None
+        return Tensor(backend.asarray(x, dtype=dtype, device=like.device))
     return Tensor(backend.asarray(x))
+
+
+def _pair(a, b):
+    """Both operands of a binary op, each made a Tensor/scalar relative to the other."""
+    return _t(a, b if isinstance(b, Tensor) else None), _t(b, a if isinstance(a, Tensor) else None)
 
 
 def _norm_dims(dim, ndim):
@@ -130,8 +141,9 @@ class Pow(Function):
         grad_b = None
         if n[1]:
             xp = backend.of(out)
-            log_a = xp.log(xp.where(a > 0, a, 1)).astype(out.dtype, copy=False)  # subtle: 0 where a <= 0 (PyTorch: 0 at a = 0, NaN for a < 0);
-            grad_b = grad_out * out * log_a  # the cast keeps float32 when `a` is a Python scalar (2 ** x)
+            a = xp.asarray(a, dtype=out.dtype)  # `a` may be a Python scalar (2 ** x); CuPy's where needs arrays
+            log_a = xp.log(xp.where(a > 0, a, out.dtype.type(1)))  # subtle: 0 where a <= 0 (PyTorch: NaN for a < 0)
+            grad_b = grad_out * out * log_a
         return grad_a, grad_b
 
 
@@ -248,19 +260,19 @@ class Where(Function):
 
 
 def add(a, b):
-    return Add.apply(_t(a), _t(b))
+    return Add.apply(*_pair(a, b))
 
 
 def sub(a, b):
-    return Sub.apply(_t(a), _t(b))
+    return Sub.apply(*_pair(a, b))
 
 
 def mul(a, b):
-    return Mul.apply(_t(a), _t(b))
+    return Mul.apply(*_pair(a, b))
 
 
 def div(a, b):
-    return Div.apply(_t(a), _t(b))
+    return Div.apply(*_pair(a, b))
 
 
 def neg(x):
@@ -268,7 +280,7 @@ def neg(x):
 
 
 def pow(a, b):  # noqa: A001 - the PyTorch name
-    return Pow.apply(_t(a), _t(b))
+    return Pow.apply(*_pair(a, b))
 
 
 def exp(x):
@@ -296,13 +308,13 @@ def abs(x):  # noqa: A001
 
 
 def maximum(a, b):
-    return Maximum.apply(_t(a), _t(b))
+    return Maximum.apply(*_pair(a, b))
 
 
 def where(condition, a, b):
     """Elementwise `a if condition else b`; `condition` is a bool array or Tensor (no gradient)."""
     cond = condition.data if isinstance(condition, Tensor) else condition
-    return Where.apply(cond, _t(a), _t(b))
+    return Where.apply(cond, *_pair(a, b))
 
 
 # ============================================================================ matmul
@@ -388,14 +400,16 @@ class Var(Function):
         centered = x - mean
         ctx.save_for_backward(centered)
         ctx.axes, ctx.keepdim, ctx.denom = axes, keepdim, builtins.max(n - correction, 0)
-        return (centered * centered).sum(axis=axes, keepdims=keepdim) / x.dtype.type(ctx.denom)
+        denom = x.dtype.type(ctx.denom if ctx.denom else np.nan)  # N <= correction: NaN, as torch
+        return (centered * centered).sum(axis=axes, keepdims=keepdim) / denom
 
     @staticmethod
     def backward(ctx, grad_out):
         # var = Σ (x_i - m)² / (N - c)  ->  dvar/dx_i = 2 (x_i - m) / (N - c)   (the m-terms sum to 0)
         (centered,) = ctx.saved
         grad = _expand_back(grad_out, centered.shape, ctx.axes, ctx.keepdim)
-        return grad * centered * centered.dtype.type(2.0 / ctx.denom)
+        scale = 2.0 / ctx.denom if ctx.denom else float("nan")  # N <= correction: undefined, NaN as torch
+        return grad * centered * centered.dtype.type(scale)
 
 
 class Amax(Function):
