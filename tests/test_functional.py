@@ -672,3 +672,21 @@ def test_strict_device_no_host_transfers(name):
         y.backward(tinyllm.ones(*y.shape))
     assert backend.transfer_stats()["explicit"] == 0
     assert all(x.grad.device == "strict" for x in xs)
+
+
+def test_sdpa_batch_dims_must_broadcast_to_the_query():
+    q = tinyllm.randn(1, 2, 4, 8)
+    kv = tinyllm.randn(3, 2, 4, 8)
+    with pytest.raises(ValueError, match="must broadcast to those of query"):
+        F.scaled_dot_product_attention(q, kv, kv)
+    with pytest.raises(ValueError, match="must broadcast to those of query"):
+        F.scaled_dot_product_attention(tinyllm.randn(2, 4, 8), tinyllm.randn(2, 4, 8), tinyllm.randn(2, 4, 8),
+                                       attn_mask=tinyllm.ones(3, 1, 4, 4, dtype=bool))
+    out = F.scaled_dot_product_attention(tinyllm.randn(3, 2, 4, 8), tinyllm.randn(1, 2, 4, 8), tinyllm.randn(2, 4, 8))
+    assert out.shape == (3, 2, 4, 8)  # key/value broadcast up to the query: fine
+
+
+def test_cross_entropy_target_on_another_device_is_a_clear_error():
+    other = "strict" if tinyllm.get_device() == "cpu" else "cpu"
+    with pytest.raises(RuntimeError, match="target is on"):
+        F.cross_entropy(tinyllm.randn(4, 3), tinyllm.tensor([0, 1, 2, 0], device=other))

@@ -438,8 +438,8 @@ def keep_host_memory(pad_bytes: int = 256 << 20) -> bool:
     glibc hands the top of its heap back to the kernel once enough of it is free,
     and serves arrays above a threshold with fresh mmaps; either way the next step
     touches new pages, and the kernel zeroes each 4 KiB page in a page fault. For
-    a GPT block (benchmarks/profile_autograd.py) that was ~1,700 faults and ~7 ms
-    of system time per 25 ms step at (12, 64, 128); with this, none. PyTorch's
+    a GPT block (benchmarks/profile_autograd.py --no-keep-memory) that was ~1,600
+    faults and ~7 ms of system time per 22 ms step at (12, 64, 128); with this, none. PyTorch's
     CUDA caching allocator does the same for GPU memory.
 
     It sets, process-wide: M_TOP_PAD (keep `pad_bytes` spare at the heap top),
@@ -503,7 +503,7 @@ def set_rng_state(state: dict, device: str | None = None) -> None:
 
 
 def randn(shape, dtype=np.float32, device: str | None = None):
-    """Standard normal samples, drawn in float64 by the generator then cast (same on every device)."""
+    """Standard normal samples drawn directly in float32 or float64 (NumPy's generator on cpu/strict)."""
     device = _check_device(device or get_device())
     g = _generator(device)
     out = g.standard_normal(shape, dtype=np.float64 if np.dtype(dtype) == np.float64 else np.float32)

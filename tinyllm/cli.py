@@ -22,6 +22,13 @@ def _demo(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tinyllm",
@@ -31,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="train a tiny MLP with tinyllm's autograd and check one gradient")
-    d.add_argument("--steps", type=int, default=300, help="optimizer steps (default 300)")
+    d.add_argument("--steps", type=_positive_int, default=300, help="optimizer steps (default 300)")
     d.add_argument("--device", default=None, choices=["cpu", "cuda", "strict"], help="device (default: TINYLLM_DEVICE or cpu)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)

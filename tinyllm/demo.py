@@ -45,6 +45,8 @@ class MLP(nn.Module):
 
 
 def run_demo(steps: int = 300, device: str | None = None, seed: int = 0, log=print) -> dict:
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
     device = device or backend.get_device()
     tinyllm.manual_seed(seed)
     with tinyllm.use_device(device):
@@ -53,8 +55,8 @@ def run_demo(steps: int = 300, device: str | None = None, seed: int = 0, log=pri
         model = MLP()
         opt = optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-4)
         sched = optim.WarmupCosine(opt, warmup_steps=steps // 10, max_steps=steps, min_lr_ratio=0.1)
-        log(f"tinyllm demo: {model.num_parameters() if hasattr(model, 'num_parameters') else sum(p.numel() for p in model.parameters())} "
-            f"parameters, {len(y_host)} points, device={device!r}")
+        n_params = sum(p.numel() for p in model.parameters())
+        log(f"tinyllm demo: {n_params} parameters, {len(y_host)} points, device={device!r}")
         first = None
         for step in range(1, steps + 1):
             logits = model(x)

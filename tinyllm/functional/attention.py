@@ -253,6 +253,18 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise ValueError(f"{name}: dropout_p must be in [0, 1], got {dropout_p}")
     scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
     bias = None if attn_mask is None else _mask_bias(attn_mask, q, L, S)
+    # the output has the query's batch dims; key, value and mask may broadcast up to them, not beyond
+    cut = -3 if groups > 1 else -2
+    leads = [q.shape[:cut], k.shape[:cut], v.shape[:cut]] + ([] if bias is None else [bias.shape[:-2]])
+    try:
+        ok = np.broadcast_shapes(*leads[:3]) == q.shape[:cut] and (
+            bias is None or np.broadcast_shapes(q.shape[:-2], bias.shape[:-2]) == q.shape[:-2])
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: the batch dims of key {tuple(k.shape)}, value {tuple(v.shape)}"
+                         f"{'' if bias is None else f' and attn_mask {tuple(bias.shape)}'} must broadcast to "
+                         f"those of query {tuple(q.shape)}")
     return ScaledDotProductAttention.apply(q, k, v, bias, scale=scale, is_causal=bool(is_causal),
                                            dropout_p=float(dropout_p), groups=groups)
 

@@ -183,6 +183,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise TypeError(f"cross_entropy: input must be floating-point logits, got dtype {x.dtype}")
     if not isinstance(target, Tensor):
         target = Tensor(backend.asarray(target, device=x.device)) if not backend.is_array(target) else Tensor(target)
+    if target.device != x.device:
+        raise RuntimeError(f"cross_entropy: target is on {target.device!r} but input is on {x.device!r}; "
+                           f"move it with target.to({x.device!r})")
     unbatched = x.ndim == 1
     C = x.shape[0] if unbatched else x.shape[1]
     rows = x.reshape(1, C) if unbatched else (x if x.ndim == 2 else _ClassDimLast.apply(x))

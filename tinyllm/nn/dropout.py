@@ -7,7 +7,7 @@ unchanged and evaluation needs no rescaling ("inverted dropout"):
     y = x · m / (1 - p),   m ~ Bernoulli(1 - p)     (training)
     y = x                                           (model.eval())
 
-The mask comes from the default device's generator (``tinyllm.manual_seed``).
+The mask comes from the generator of the input's device (``tinyllm.manual_seed``).
 
 Example:
     >>> drop = Dropout(0.1)
