@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import inspect
 import pstats
 import resource
 import time

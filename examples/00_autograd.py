@@ -20,7 +20,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import tinyllm  # noqa: E402
-from tinyllm.tensor import Tensor  # noqa: E402
 
 
 def neuron(values: dict) -> dict:
