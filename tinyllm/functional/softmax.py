@@ -34,7 +34,7 @@ def softmax_forward(x, axis):
     """softmax of a raw array along `axis` (a fresh array)."""
     if _rows(x, axis):
         y = x.copy()  # C-contiguous; the kernel works in place
-        kernels.softmax_rows_(y.reshape(-1, x.shape[-1]))
+        kernels.softmax_rows_(y.reshape(-1, x.shape[-1]))  # (..., N) -> (M, N) rows, a view
         return y
     xp = backend.of(x)
     y = xp.exp(x - x.max(axis=axis, keepdims=True))  # every exponent <= 0
@@ -50,7 +50,7 @@ def softmax_backward(y, grad_out, axis, inplace=False):
     """
     if _rows(y, axis) and kernels.usable(grad_out) and (grad_out.flags.c_contiguous or not inplace):
         g = grad_out if inplace else grad_out.copy()  # C-contiguous; the kernel works in place
-        kernels.softmax_backward_rows_(y.reshape(-1, y.shape[-1]), g.reshape(-1, y.shape[-1]))
+        kernels.softmax_backward_rows_(y.reshape(-1, y.shape[-1]), g.reshape(-1, y.shape[-1]))  # (M, N) rows
         return g
     dot = (grad_out * y).sum(axis=axis, keepdims=True)
     if inplace:
@@ -69,7 +69,7 @@ def max_logsum(x, axis):
     for x = [1000, 1001, 1002] in float32 the first gives -0.4076059, the second -0.40759277.
     """
     if _rows(x, axis):
-        m, logs = kernels.max_logsum_rows(x.reshape(-1, x.shape[-1]))
+        m, logs = kernels.max_logsum_rows(x.reshape(-1, x.shape[-1]))  # (..., N) -> (M, N): (M,), (M,)
         return m.reshape(*x.shape[:-1], 1), logs.reshape(*x.shape[:-1], 1)
     xp = backend.of(x)
     m = x.max(axis=axis, keepdims=True)
@@ -80,7 +80,7 @@ def max_logsum(x, axis):
 def log_softmax_forward(x, axis):
     """(x - m) - log Σ_j e^{x_j - m} along `axis` (a fresh array)."""
     if _rows(x, axis):
-        return kernels.log_softmax_rows(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+        return kernels.log_softmax_rows(x.reshape(-1, x.shape[-1])).reshape(x.shape)  # (M, N) -> (..., N)
     m, logs = max_logsum(x, axis)
     y = x - m
     y -= logs
