@@ -80,11 +80,15 @@ def batch(seed=0, B=4):
     return data[:, :-1], data[:, 1:]
 
 
-def train(model, steps, device, max_steps=6):
+def make_optimizer(model, max_steps=6):
     opt = optim.AdamW(param_groups(list(model.named_parameters())), lr=3e-3, betas=(0.9, 0.95))
-    sched = optim.WarmupCosine(opt, warmup_steps=2, max_steps=max_steps)
+    return opt, optim.WarmupCosine(opt, warmup_steps=2, max_steps=max_steps)
+
+
+def run_steps(model, opt, sched, steps, device, start=0):
+    """Steps start..steps-1 of training; the losses."""
     losses = []
-    for step in range(steps):
+    for step in range(start, steps):
         x, y = batch(step % 2)  # two batches in turn: the loss must go down
         idx, targets = tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device)
         _, loss = model(idx, targets)
@@ -94,7 +98,12 @@ def train(model, steps, device, max_steps=6):
         opt.step()
         sched.step()
         losses.append(loss.item())
-    return losses, opt, sched
+    return losses
+
+
+def train(model, steps, device, max_steps=6):
+    opt, sched = make_optimizer(model, max_steps)
+    return run_steps(model, opt, sched, steps, device), opt, sched
 
 
 def test_training_matches_pytorch_step_for_step(torch):
@@ -190,20 +199,10 @@ def test_checkpoint_resume_continues_bit_identically(tmp_path):
     ckpt = tinyllm.load(tmp_path / "ckpt.safetensors")
     resumed = TinyGPT()
     resumed.load_state_dict(ckpt["model"])
-    opt = optim.AdamW(param_groups(list(resumed.named_parameters())), lr=3e-3, betas=(0.9, 0.95))
-    sched = optim.WarmupCosine(opt, warmup_steps=2, max_steps=6)  # as in torch: build, then load both
+    opt, sched = make_optimizer(resumed)  # as in torch: build, then load both
     opt.load_state_dict(ckpt["optim"])
     sched.load_state_dict(ckpt["sched"])
-    rest = []
-    for step in range(3, 6):
-        x, y = batch(step % 2)
-        _, loss = resumed(tinyllm.tensor(x), tinyllm.tensor(y))
-        opt.zero_grad()
-        loss.backward()
-        optim.clip_grad_norm_(resumed.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        rest.append(loss.item())
+    rest = run_steps(resumed, opt, sched, 6, resumed.wte.weight.device, start=3)
     assert first + rest == full
 
 

@@ -484,6 +484,20 @@ class Tensor:
         return self
 
 
+def zero_grads(tensors, set_to_none: bool = True) -> None:
+    """Forget the gradients of `tensors`: drop them (None) or fill them with 0 in place.
+
+    Shared by Module.zero_grad and Optimizer.zero_grad.
+    """
+    for t in tensors:
+        if t.grad is None:
+            continue
+        if set_to_none:
+            t.grad = None
+        else:
+            t.grad.data[...] = 0
+
+
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 

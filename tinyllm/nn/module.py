@@ -37,7 +37,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tinyllm import backend
-from tinyllm.tensor import Tensor, no_grad
+from tinyllm.tensor import Tensor, no_grad, zero_grads
 
 
 class Parameter(Tensor):
@@ -346,13 +346,7 @@ class Module:
 
         ``set_to_none=True`` (the default, as in PyTorch) drops them; False fills them with 0.
         """
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     # ------------------------------------------------------------------ devices and dtypes
     def to(self, *args, **kwargs) -> Module:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyllm import backend
-from tinyllm.tensor import Tensor, enable_grad
+from tinyllm.tensor import Tensor, enable_grad, zero_grads
 
 
 class Optimizer:
@@ -94,14 +94,7 @@ class Optimizer:
         ``set_to_none=True`` (the default, as in PyTorch) drops them, saving memory and
         letting ``step`` skip parameters that got no gradient; ``False`` zeroes them in place.
         """
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.data[...] = 0
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; returns ``closure()`` if given.
