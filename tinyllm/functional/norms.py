@@ -68,6 +68,7 @@ class LayerNorm(Function):
             zeros = xp.zeros(N, dtype=x2.dtype) if b is None else b
             y, mean, rstd = kernels.layer_norm_forward(x2, ones, zeros, eps)
             ctx.save_for_backward(x2, mean, rstd, ones)
+            ctx.kernel = True
             return y.reshape(x.shape)
         mean = x2.mean(axis=1, keepdims=True)
         xhat = x2 - mean  # fresh: centred
@@ -86,7 +87,7 @@ class LayerNorm(Function):
         #   grad_x = r (ĝ - mean(ĝ) - x̂ mean(ĝ x̂)),  grad_w = Σ_rows grad_out x̂,  grad_b = Σ_rows grad_out
         x_shape, w_shape, b_shape = ctx.shapes
         need_x, need_w, need_b = ctx.needs_input_grad
-        if len(ctx.saved) == 4:  # the kernel path saved x, μ, r and w
+        if getattr(ctx, "kernel", False):  # the kernel path saved x, μ, r and w
             x2, mean, rstd, w = ctx.saved
             gx, gw, gb = kernels.layer_norm_backward(x2, mean, rstd, w, grad_out.reshape(x2.shape))
             return (gx.reshape(x_shape), gw.reshape(w_shape) if need_w else None,
@@ -120,7 +121,8 @@ class RMSNorm(Function):
         if kernels.usable(x2, w) and x2.size > 0:
             ones = backend.of(x2).ones(N, dtype=x2.dtype) if w is None else w
             y, rstd = kernels.rms_norm_forward(x2, ones, eps)
-            ctx.save_for_backward(x2, rstd, ones, None)
+            ctx.save_for_backward(x2, rstd, ones)
+            ctx.kernel = True
             return y.reshape(x.shape)
         xp = backend.of(x2)
         ms = (x2 * x2).mean(axis=1, keepdims=True)
@@ -137,8 +139,8 @@ class RMSNorm(Function):
         #   grad_x = r (ĝ - x̂ mean(ĝ x̂)),  grad_w = Σ_rows grad_out x̂
         x_shape, w_shape = ctx.shapes
         need_x, need_w = ctx.needs_input_grad
-        if len(ctx.saved) == 4:  # the kernel path saved x, r and w
-            x2, rstd, w, _ = ctx.saved
+        if getattr(ctx, "kernel", False):  # the kernel path saved x, r and w
+            x2, rstd, w = ctx.saved
             gx, gw = kernels.rms_norm_backward(x2, rstd, w, grad_out.reshape(x2.shape))
             return gx.reshape(x_shape), gw.reshape(w_shape) if need_w else None
         xhat, rstd, w = ctx.saved
