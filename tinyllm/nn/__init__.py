@@ -9,6 +9,11 @@
     Dropout                    random zeroing while training                        (dropout.py)
     GELU, ReLU, SiLU, Tanh     activations as modules                               (activation.py)
     init                       weight initialization recipes                        (init.py)
+    GPTConfig                  a GPT's architecture, a frozen dataclass             (config.py)
+    CausalSelfAttention        masked multi-head / grouped-query attention          (attention.py)
+    MLP                        the position-wise feed-forward network               (mlp.py)
+    Block                      one pre-norm transformer layer                       (block.py)
+    GPT                        the decoder-only language model                      (gpt.py)
 """
 
 from tinyllm.nn import init
@@ -19,8 +24,14 @@ from tinyllm.nn.linear import Linear
 from tinyllm.nn.container import ModuleDict, ModuleList, Sequential
 from tinyllm.nn.module import Module, Parameter
 from tinyllm.nn.norms import LayerNorm, RMSNorm
+from tinyllm.nn.config import GPTConfig
+from tinyllm.nn.attention import CausalSelfAttention
+from tinyllm.nn.mlp import MLP
+from tinyllm.nn.block import Block
+from tinyllm.nn.gpt import GPT
 
 __all__ = [
+    "Block", "CausalSelfAttention", "GPT", "GPTConfig", "MLP",
     "Dropout", "Embedding", "GELU", "ReLU", "SiLU", "Tanh", "LayerNorm", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter",
     "RMSNorm", "Sequential", "init",
 ]

@@ -1,0 +1,50 @@
+"""Block: one pre-norm transformer decoder layer (GPT-2).
+
+    x = x + attn(norm_1(x))       tokens exchange information (causally)
+    x = x + mlp(norm_2(x))        each token is transformed on its own
+
+Pre-norm (Xiong et al. 2020; GPT-2 moved the norms here from after the
+residual add, where Vaswani et al. 2017 had them): the residual stream x is
+never normalized, only what each branch reads from it, so the gradient flows
+straight down the stack through the additions, and deep stacks train without
+warm-up tricks. A final norm after the last block (``GPT.transformer.ln_f``)
+closes the stream.
+
+The norms are LayerNorm (with or without bias) or RMSNorm, by ``GPTConfig.norm``.
+
+Example: Block(GPTConfig(vocab_size=8, context_length=4, n_layer=1, n_head=2, d_model=4))
+maps (B, T, 4) -> (B, T, 4); its parameters are ln_1.*, attn.c_attn.*, attn.c_proj.*,
+ln_2.*, mlp.c_fc.*, mlp.c_proj.*.
+"""
+
+from __future__ import annotations
+
+from tinyllm.nn.attention import CausalSelfAttention
+from tinyllm.nn.config import NORMS, GPTConfig
+from tinyllm.nn.mlp import MLP
+from tinyllm.nn.module import Module
+from tinyllm.nn.norms import LayerNorm, RMSNorm
+
+
+def make_norm(config: GPTConfig) -> Module:
+    """LayerNorm(d_model) (bias if config.bias) or RMSNorm(d_model), eps = config.norm_eps."""
+    if config.norm == "layernorm":
+        return LayerNorm(config.d_model, eps=config.norm_eps, bias=config.bias)
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.d_model, eps=config.norm_eps)
+    raise ValueError(f"unknown norm {config.norm!r}; expected one of {NORMS}")
+
+
+class Block(Module):
+    """(B, T, C) -> (B, T, C): x + attn(ln_1(x)), then + mlp(ln_2(x))."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = make_norm(config)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = make_norm(config)
+        self.mlp = MLP(config)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))

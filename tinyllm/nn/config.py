@@ -1,0 +1,141 @@
+"""GPTConfig: every number and choice that defines a GPT, in one frozen dataclass.
+
+A model is its code plus this config: the same config gives the same
+architecture (and, with the same seed, the same initial weights), and it is
+what ``save_pretrained`` writes next to the weights as ``config.json``.
+Frozen, so a model's shape cannot drift after it is built; derive a variant
+with ``dataclasses.replace(config, n_layer=8)``.
+
+The defaults are GPT-2's choices (Radford et al. 2019; nanoGPT): learned
+absolute positions, LayerNorm, GELU, d_ff = 4·d_model, biases, tied input and
+output embeddings. The switches that later chapters fill in are fields now,
+so a config file written today stays readable:
+
+    pos_encoding  "learned" | "none"                 (sinusoidal, rope, alibi: issue 8, §2)
+    norm          "layernorm" | "rmsnorm"
+    activation    "gelu" | "gelu_tanh" | "relu" | "silu"   (gelu_tanh is GPT-2's own "gelu_new")
+    n_kv_head     None (= n_head, multi-head) | a divisor of n_head (grouped-query; 1 = multi-query)
+    attention     "full"                             (sliding-window, flash: later attention chapters)
+
+Example:
+    >>> cfg = GPTConfig(vocab_size=65, context_length=64, n_layer=4, n_head=4, d_model=128)
+    >>> cfg.d_ff, cfg.head_dim, cfg.kv_heads
+    (512, 32, 4)
+    >>> GPTConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    >>> GPTConfig(vocab_size=65, context_length=64, n_layer=4, n_head=3, d_model=128)
+    ValueError: d_model=128 must be divisible by n_head=3 (each head gets d_model // n_head dims) ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+POS_ENCODINGS = ("learned", "none")
+NORMS = ("layernorm", "rmsnorm")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
+ATTENTIONS = ("full",)
+
+# names that later issues will implement: accepted as words, refused with a pointer until then
+_PLANNED = {
+    "pos_encoding": {name: "issue 8 (positional encodings, §2)" for name in ("sinusoidal", "rope", "alibi")},
+    "attention": {name: "a later attention chapter (sliding-window and flash attention)"
+                  for name in ("sliding_window", "flash")},
+}
+
+
+def _choice(field: str, value, valid: tuple) -> None:
+    if value in valid:
+        return
+    planned = _PLANNED.get(field, {})
+    if value in planned:
+        raise NotImplementedError(f"GPTConfig: {field}={value!r} is not implemented yet (it comes with "
+                                  f"{planned[value]}); implemented now: {', '.join(map(repr, valid))}")
+    known = list(valid) + list(planned)
+    raise ValueError(f"GPTConfig: unknown {field} {value!r}; expected one of {', '.join(map(repr, known))}")
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"GPTConfig: {name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """The architecture of a GPT (see the module docstring for the choices)."""
+
+    vocab_size: int
+    context_length: int
+    n_layer: int
+    n_head: int
+    d_model: int
+    d_ff: int | None = None          # None -> 4 · d_model
+    dropout: float = 0.0
+    bias: bool = True                # biases in every Linear and LayerNorm (GPT-2: True)
+    tie_embeddings: bool = True      # lm_head.weight is transformer.wte.weight
+    pos_encoding: str = "learned"
+    norm: str = "layernorm"
+    activation: str = "gelu"
+    n_kv_head: int | None = None     # None -> n_head
+    attention: str = "full"
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        for name in ("vocab_size", "context_length", "n_layer", "n_head", "d_model"):
+            _positive_int(name, getattr(self, name))
+        if self.d_ff is None:
+            object.__setattr__(self, "d_ff", 4 * self.d_model)  # subtle: frozen, so set it like this
+        _positive_int("d_ff", self.d_ff)
+        if self.d_model % self.n_head:
+            raise ValueError(f"GPTConfig: d_model={self.d_model} must be divisible by n_head={self.n_head} "
+                             f"(each head gets d_model // n_head dims); e.g. n_head in "
+                             f"{[h for h in range(1, min(self.d_model, 64) + 1) if self.d_model % h == 0]}")
+        if self.n_kv_head is not None:
+            _positive_int("n_kv_head", self.n_kv_head)
+            if self.n_head % self.n_kv_head:
+                raise ValueError(f"GPTConfig: n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head} "
+                                 "(each key/value head serves a group of n_head // n_kv_head query heads)")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
+                or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig: dropout must be a probability in [0, 1), got {self.dropout!r}")
+        for name in ("bias", "tie_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPTConfig: {name} must be True or False, got {getattr(self, name)!r}")
+        if isinstance(self.norm_eps, bool) or not isinstance(self.norm_eps, (int, float)) or not self.norm_eps > 0:
+            raise ValueError(f"GPTConfig: norm_eps must be a positive number, got {self.norm_eps!r}")
+        _choice("pos_encoding", self.pos_encoding, POS_ENCODINGS)
+        _choice("norm", self.norm, NORMS)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("attention", self.attention, ATTENTIONS)
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def head_dim(self) -> int:
+        """hs = d_model // n_head, the width of one attention head."""
+        return self.d_model // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        """nkv: the number of key/value heads (n_kv_head, or n_head when None)."""
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict:
+        """Every field as plain JSON values (d_ff resolved to its number)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GPTConfig:
+        """The config of ``to_dict()`` (missing optional fields take their defaults)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"GPTConfig.from_dict expects a dict, got {type(d).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ValueError(f"GPTConfig.from_dict: unknown key(s) {unknown}; the fields are {names}")
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.name not in d]
+        if required:
+            raise ValueError(f"GPTConfig.from_dict: missing required key(s) {required}")
+        return cls(**d)
