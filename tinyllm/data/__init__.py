@@ -1,0 +1,28 @@
+"""Data: corpora (built-in, downloaded and verified, or your own files), tokenization, batches.
+
+    text = load_text("stories")                  # or "tinyshakespeare", "names", a file, a folder
+    tok, ds = prepare_data("stories", "char")    # tokenizer + 90/10 train/val token arrays
+    x, y = ds.get_batch("train", 12, 64, np.random.default_rng(0))   # int64 (12, 64) each
+
+Modules: ``registry`` (download + sha256 + cache, load_text), ``stories`` (the
+synthetic story grammar), ``char`` (CharTokenizer), ``dataset`` (token arrays,
+.bin files, split, batches, tokenizer save/load).
+"""
+
+from tinyllm.data.char import CharTokenizer
+from tinyllm.data.dataset import (
+    TokenDataset, build_tokenizer, check_tokens, encode_corpus, get_batch, load_tokenizer, load_tokens,
+    prepare_data, save_tokenizer, save_tokens, split_tokens, token_dtype,
+)
+from tinyllm.data.registry import (
+    CORPORA, ChecksumError, Corpus, DataError, DownloadError, available_corpora, cache_dir, corpus_path,
+    load_text, sha256_file,
+)
+from tinyllm.data.stories import generate_stories
+
+__all__ = [
+    "CORPORA", "CharTokenizer", "ChecksumError", "Corpus", "DataError", "DownloadError", "TokenDataset",
+    "available_corpora", "build_tokenizer", "cache_dir", "check_tokens", "corpus_path", "encode_corpus",
+    "generate_stories", "get_batch", "load_text", "load_tokenizer", "load_tokens", "prepare_data",
+    "save_tokenizer", "save_tokens", "sha256_file", "split_tokens", "token_dtype",
+]

@@ -1,0 +1,170 @@
+"""Character-level tokenization: one token per Unicode character of the training text.
+
+The simplest tokenizer there is, and the one char-rnn and nanoGPT's Shakespeare
+recipe use. The vocabulary is the sorted set of characters seen in the training
+text; a character's id is its position in that list:
+
+    vocab  = sorted(set(text))                   # sorted by code point
+    encode = [vocab.index(c) for c in text]      # (a dict lookup, not .index)
+    decode = "".join(vocab[i] for i in ids)
+
+Worked example::
+
+    >>> tok = CharTokenizer.from_text("hello")
+    >>> tok.chars, tok.vocab_size
+    (('e', 'h', 'l', 'o'), 4)
+    >>> tok.encode("hole")
+    [1, 3, 2, 0]
+    >>> tok.decode([1, 0, 2, 2, 3])
+    'hello'
+
+A character outside the vocabulary has no id: encoding it is an error that names
+the character and where it is, never a silent <unk>. Saved as JSON (never pickle):
+
+    {"format": "tinyllm.char", "version": 1, "chars": ["e", "h", "l", "o"]}
+
+``encode`` is the reference; ``encode_array`` does the same lookup in NumPy
+(binary search over the sorted code points) for whole corpora, and the tests
+check they agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "tinyllm.char"
+FORMAT_VERSION = 1
+
+
+def _describe(ch: str) -> str:
+    return f"{ch!r} (U+{ord(ch):04X})"
+
+
+class CharTokenizer:
+    """A vocabulary of single characters; ids are positions in the sorted list."""
+
+    def __init__(self, chars):
+        chars = tuple(chars)
+        for c in chars:
+            if not isinstance(c, str) or len(c) != 1:
+                raise ValueError(f"a CharTokenizer vocabulary holds single characters, got {c!r}")
+        if list(chars) != sorted(set(chars)):
+            raise ValueError("the characters of a CharTokenizer must be unique and sorted by code point; "
+                             "use CharTokenizer.from_text(text) to build one")
+        if not chars:
+            raise ValueError("a CharTokenizer needs at least one character; the training text was empty")
+        self.chars = chars
+        self.stoi = {c: i for i, c in enumerate(chars)}
+        # sorted code points, for encode_array's binary search (same order as chars)
+        self._codes = np.fromiter((ord(c) for c in chars), dtype=np.int64, count=len(chars))
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharTokenizer":
+        """The tokenizer whose vocabulary is every distinct character of `text`."""
+        if not text:
+            raise ValueError("cannot build a CharTokenizer from empty text")
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CharTokenizer) and self.chars == other.chars
+
+    def __hash__(self) -> int:
+        return hash(self.chars)
+
+    # ------------------------------------------------------------------------- encode / decode
+
+    def _unknown(self, ch: str, pos: int) -> ValueError:
+        return ValueError(
+            f"character {_describe(ch)} at position {pos} is not in this tokenizer's vocabulary of "
+            f"{self.vocab_size} characters; build the tokenizer from text that contains it "
+            f"(CharTokenizer.from_text) or remove it from the input"
+        )
+
+    def encode(self, text: str) -> list[int]:
+        """The reference encoder: one dict lookup per character -> list of ids."""
+        stoi = self.stoi
+        try:
+            return [stoi[c] for c in text]
+        except KeyError as e:
+            ch = e.args[0]
+            raise self._unknown(ch, text.index(ch)) from None
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """The same ids as ``encode`` as an int64 array, vectorized (for a whole corpus).
+
+        codes = the text's code points; ids = searchsorted(vocab codes, codes); an id
+        whose vocab code differs from the text's code is an unknown character.
+        """
+        # subtle: UTF-32 gives one 4-byte unit per code point (no surrogate pairs), the same
+        # units Python's str indexes; surrogatepass keeps lone surrogates instead of failing.
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.int64)
+        ids = np.searchsorted(self._codes, codes)
+        ids_clipped = np.minimum(ids, self.vocab_size - 1)
+        bad = self._codes[ids_clipped] != codes
+        if bad.any():
+            pos = int(np.argmax(bad))
+            raise self._unknown(text[pos], pos)
+        return ids
+
+    def decode(self, ids) -> str:
+        """Ids (a list or an integer array) -> the text; an id outside [0, vocab_size) is an error."""
+        arr = np.asarray(ids)
+        if arr.size == 0:
+            return ""
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"expected integer token ids, got an array of {arr.dtype}")
+        arr = arr.ravel()
+        bad = (arr < 0) | (arr >= self.vocab_size)
+        if bad.any():
+            pos = int(np.argmax(bad))
+            raise ValueError(f"expected token ids in [0, vocab_size={self.vocab_size}), got {int(arr[pos])} "
+                             f"at position {pos}")
+        chars = self.chars
+        return "".join([chars[i] for i in arr.tolist()])
+
+    # ------------------------------------------------------------------------- save / load
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": FORMAT_VERSION, "chars": list(self.chars)}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "<dict>") -> "CharTokenizer":
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(f"{source} is not a tinyllm character tokenizer (expected \"format\": \"{FORMAT}\")")
+        if d.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{source} has character-tokenizer format version {d.get('version')!r}; this "
+                             f"tinyllm reads version {FORMAT_VERSION}: upgrade tinyllm or rebuild the tokenizer")
+        return cls(d["chars"])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the vocabulary as JSON; returns the path. Written to a temporary file, then renamed."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        # subtle: ensure_ascii escapes every non-ASCII character as \uXXXX, so even a lone
+        # surrogate (not encodable as UTF-8) survives the round trip.
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=True, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "CharTokenizer":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no character tokenizer at {path}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from None
+        return cls.from_dict(d, source=str(path))
