@@ -53,6 +53,13 @@ def _bpe_class():
     return BPETokenizer
 
 
+def _is_bpe(tok) -> bool:
+    try:
+        return isinstance(tok, _bpe_class())
+    except ImportError:  # no BPE in this install: tok cannot be one
+        return False
+
+
 def build_tokenizer(spec: str, text: str, *, progress: bool = False):
     """A tokenizer fitted to `text`: "char" -> CharTokenizer, "bpe:VOCAB" -> a BPETokenizer of VOCAB ids."""
     if spec == "char":
@@ -88,7 +95,7 @@ def save_tokenizer(tok, out_dir: str | os.PathLike) -> Path:
             raise FileExistsError(f"{out_dir} already holds a BPE tokenizer ({BPE_FILE}); save the character "
                                   f"tokenizer in a fresh folder or delete that file first")
         return tok.save(char_path)
-    if isinstance(tok, _bpe_class()):
+    if _is_bpe(tok):
         if _is_char_json(char_path):
             raise FileExistsError(f"{out_dir} already holds a character tokenizer ({CHAR_FILE}); save the BPE "
                                   f"tokenizer in a fresh folder or delete that file first")
