@@ -1,0 +1,449 @@
+"""Pre-tokenization: cutting text into the pieces that BPE encodes one by one.
+
+The reference is one line: ``regex.findall(pattern, text)`` (patterns.py has the
+patterns and what they mean). It is also the slowest part of encoding: the
+``regex`` module splits tinyshakespeare at about 10 MB/s, slower than tiktoken
+encodes it. So for the three known patterns we write the regex out by hand as a
+scanner over the UTF-8 bytes, compiled with Numba: decode a code point, look its
+class up in a table (unicode_tables.py), and follow the pattern's alternation
+branch by branch, the way the regex engine would. For GPT-2's pattern
+
+    '(?:[sdmt]|ll|ve|re) | ' ?\\p{L}++ | ' ?\\p{N}++ | ' ?[^\\s\\p{L}\\p{N}]++ | \\s++$ | \\s+(?!\\S) | \\s
+
+that is: an apostrophe followed by s/d/m/t/ll/ve/re is a piece; else a space
+followed by a letter, digit or "other" starts a run of that class; else a run of
+one class; a run of whitespace is taken whole at the end of the text, else all
+but its last character (which goes with the next word: "  hi" -> " ", " hi"),
+else (a single whitespace character) alone. Worked example::
+
+    split_reference("Hello world's  123!!", "gpt2")
+    -> ['Hello', ' world', "'s", ' ', ' 123', '!!']
+    piece_bounds("Hello world's  123!!".encode(), "gpt2")
+    -> array([ 0,  5, 11, 13, 14, 18, 20])          # byte offsets, n_pieces + 1
+
+The scanners are checked piece for piece against ``regex.findall`` (tests/
+test_pretokenize.py); a custom regex always goes through the ``regex`` module.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from tinyllm.tokenizer.patterns import pattern_name, resolve_pattern
+from tinyllm.tokenizer.unicode_tables import LOWERISH, UPPERISH, casefold_letters, char_flags
+
+_kernel = numba.njit(cache=True, nogil=True)
+_helper = numba.njit(cache=True)
+
+# class groups: (flags & 7) is exactly one of these, letter/number/space being disjoint
+_OTHER, _LETTER, _NUMBER, _SPACE = 0, 1, 2, 4
+_INVALID = 0xFFFD  # stands in for a malformed byte (class "other"); never seen in str.encode() output
+
+
+def split_reference(text: str, pattern: str | None) -> list[str]:
+    """The pieces of `text` under `pattern` (a name, a regex, or None for no split): ``regex.findall``.
+
+    split_reference("you're 2x", "gpt2") -> ['you', "'re", ' 2', 'x'];  split_reference("a b", None) -> ['a b']
+    """
+    regex_str = resolve_pattern(pattern)
+    if regex_str is None:
+        return [text] if text else []
+    import regex
+
+    return regex.findall(regex_str, text)
+
+
+def has_fast_scanner(pattern: str | None) -> bool:
+    """True when piece_bounds splits with a Numba scanner (gpt2, gpt4, o200k, None), not the regex module."""
+    regex_str = resolve_pattern(pattern)
+    return regex_str is None or pattern_name(regex_str) in _SCANNERS
+
+
+def piece_bounds(data: bytes, pattern: str | None) -> np.ndarray:
+    """Byte offsets (n_pieces + 1,) int64 of the pieces of UTF-8 `data`: piece k is data[b[k]:b[k+1]].
+
+    The pieces equal ``split_reference(data.decode(), pattern)``, encoded. A custom regex
+    that skips text between matches has no such bounds: use piece_spans for it.
+    """
+    buf = _as_bytes(data)
+    _check_utf8(buf)
+    regex_str = resolve_pattern(pattern)
+    bounds = _fast_bounds(buf, regex_str)
+    if bounds is not None:
+        return bounds
+    starts, ends = _regex_spans(buf, regex_str)
+    n = buf.shape[0]
+    covered = (starts.size == 0 and n == 0) or (
+        starts.size > 0 and starts[0] == 0 and ends[-1] == n and np.array_equal(starts[1:], ends[:-1]))
+    if not covered:
+        raise ValueError(f"pattern {regex_str!r} leaves text between its matches (tiktoken drops that text); "
+                         "use piece_spans(data, pattern), which returns (starts, ends)")
+    return np.append(starts, np.int64(n))
+
+
+def piece_spans(data: bytes, pattern: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) int64 byte offsets of the pieces, for any pattern (gaps between matches allowed).
+
+    Empty matches are dropped (an empty piece has no tokens).
+    """
+    buf = _as_bytes(data)
+    _check_utf8(buf)
+    return _spans(buf, resolve_pattern(pattern))
+
+
+def _spans(buf: np.ndarray, regex_str: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """piece_spans on a uint8 array already known to be valid UTF-8 (the encoder's entry point)."""
+    bounds = _fast_bounds(buf, regex_str)
+    if bounds is not None:
+        return bounds[:-1], bounds[1:]
+    return _regex_spans(buf, regex_str)
+
+
+def _as_bytes(data) -> np.ndarray:
+    if isinstance(data, str):
+        raise TypeError("piece_bounds expects UTF-8 bytes; pass text.encode('utf-8')")
+    return np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.astype(np.uint8, copy=False)
+
+
+def _check_utf8(buf: np.ndarray) -> None:
+    raw = buf.tobytes()
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"data is not valid UTF-8 ({e}); encode text with text.encode('utf-8')") from None
+
+
+def _fast_bounds(buf: np.ndarray, regex_str: str | None) -> np.ndarray | None:
+    n = buf.shape[0]
+    if regex_str is None:
+        return np.array([0, n] if n else [0], dtype=np.int64)
+    name = pattern_name(regex_str)
+    if name not in _SCANNERS:
+        return None
+    ci_cps, ci_letters = casefold_letters()
+    return _SCANNERS[name](buf, char_flags(), ci_cps, ci_letters)
+
+
+def _regex_spans(buf: np.ndarray, regex_str: str) -> tuple[np.ndarray, np.ndarray]:
+    """The regex module's matches as byte offsets: char index -> byte offset via the UTF-8 lead bytes."""
+    import regex
+
+    text = buf.tobytes().decode("utf-8")
+    spans = np.array([m.span() for m in regex.finditer(regex_str, text) if m.end() > m.start()],
+                     dtype=np.int64).reshape(-1, 2)  # (n_pieces, 2) in characters
+    char_start = np.append(np.flatnonzero((buf & 0xC0) != 0x80), buf.shape[0])  # (n_chars + 1,) byte offsets
+    return char_start[spans[:, 0]], char_start[spans[:, 1]]
+
+
+# ----------------------------------------------------------------------------------------------
+# Numba building blocks: decode one code point, runs of a class, contractions
+# ----------------------------------------------------------------------------------------------
+
+@_helper
+def _decode(data, i, n):
+    """(code point, byte length) of the UTF-8 character starting at data[i]."""
+    b0 = np.int64(data[i])
+    if b0 < 0x80:
+        return b0, 1
+    if b0 < 0xC0:  # a stray continuation byte
+        return _INVALID, 1
+    if b0 < 0xE0:
+        if i + 1 >= n:
+            return _INVALID, 1
+        return ((b0 & 0x1F) << 6) | (np.int64(data[i + 1]) & 0x3F), 2
+    if b0 < 0xF0:
+        if i + 2 >= n:
+            return _INVALID, 1
+        return ((b0 & 0x0F) << 12) | ((np.int64(data[i + 1]) & 0x3F) << 6) | (np.int64(data[i + 2]) & 0x3F), 3
+    if i + 3 >= n:
+        return _INVALID, 1
+    c = (((b0 & 0x07) << 18) | ((np.int64(data[i + 1]) & 0x3F) << 12)
+         | ((np.int64(data[i + 2]) & 0x3F) << 6) | (np.int64(data[i + 3]) & 0x3F))
+    # subtle: flags has 0x110000 entries and Numba does not check bounds; clamp bad 4-byte forms
+    return (c if c < 0x110000 else _INVALID), 4
+
+
+@_helper
+def _run(data, i, n, flags, group):
+    """Byte offset after the longest run, from i, of characters whose (flags & 7) == group."""
+    while i < n:
+        b = data[i]
+        if b < 0x80:  # ASCII: no decoding
+            if (flags[b] & 7) != group:
+                break
+            i += 1
+        else:
+            c, w = _decode(data, i, n)
+            if (flags[c] & 7) != group:
+                break
+            i += w
+    return i
+
+
+@_helper
+def _run_bit(data, i, n, flags, bit):
+    """Byte offset after the longest run, from i, of characters that have `bit` set."""
+    while i < n:
+        c, w = _decode(data, i, n)
+        if (flags[c] & bit) == 0:
+            break
+        i += w
+    return i
+
+
+@_helper
+def _letter(c, ci, ci_cps, ci_letters):
+    """The lowercase ASCII letter that c matches (case-insensitively when ci), else 0."""
+    if c < 128:
+        if ci and 65 <= c <= 90:
+            return c | 0x20
+        return c
+    if ci:
+        for k in range(ci_cps.shape[0]):
+            if ci_cps[k] == c:
+                return np.int64(ci_letters[k])
+    return 0
+
+
+@_helper
+def _contraction(data, j, n, ci, ci_cps, ci_letters):
+    """End offset of s|d|m|t|ll|ve|re starting at j (just after an apostrophe), or -1."""
+    if j >= n:
+        return -1
+    c1, w1 = _decode(data, j, n)
+    l1 = _letter(c1, ci, ci_cps, ci_letters)
+    if l1 == 115 or l1 == 100 or l1 == 109 or l1 == 116:  # s d m t
+        return j + w1
+    if j + w1 < n and (l1 == 108 or l1 == 118 or l1 == 114):  # l v r
+        c2, w2 = _decode(data, j + w1, n)
+        l2 = _letter(c2, ci, ci_cps, ci_letters)
+        if (l1 == 108 and l2 == 108) or (l1 != 108 and l2 == 101):  # ll ve re
+            return j + w1 + w2
+    return -1
+
+
+@_helper
+def _space_run(data, i, j, n, flags):
+    """A whitespace run from i (first char ends at j): (end, start of its last char, end of its last \\r or \\n or -1)."""
+    last = i
+    crlf_end = j if (data[i] == 10 or data[i] == 13) else -1
+    p = j
+    while p < n:
+        c, w = _decode(data, p, n)
+        if (flags[c] & 7) != _SPACE:
+            break
+        if c == 10 or c == 13:
+            crlf_end = p + w
+        last = p
+        p += w
+    return p, last, crlf_end
+
+
+@_helper
+def _digits(data, j, n, flags, most):
+    """End of \\p{N}{1,most} whose first digit ends at j."""
+    count = 1
+    while count < most and j < n:
+        c, w = _decode(data, j, n)
+        if (flags[c] & 7) != _NUMBER:
+            break
+        j += w
+        count += 1
+    return j
+
+
+@_helper
+def _space_then_other(data, i, c, f, j, n, flags):
+    """Start of the "other" run of ' ?[^\\s\\p{L}\\p{N}]+' at i, or -1: j if c is other, after the next char if c is ' '."""
+    if f == _OTHER:
+        return j
+    if c == 32 and j < n:
+        c2, w2 = _decode(data, j, n)
+        if (flags[c2] & 7) == _OTHER:
+            return j + w2
+    return -1
+
+
+# ----------------------------------------------------------------------------------------------
+# The scanners: one per pattern, each the pattern's alternation written out branch by branch.
+# Each returns bounds (n_pieces + 1,) int64; every character belongs to exactly one piece.
+# ----------------------------------------------------------------------------------------------
+
+@_kernel
+def _scan_gpt2(data, flags, ci_cps, ci_letters):
+    """'(?:[sdmt]|ll|ve|re)| ?\\p{L}++| ?\\p{N}++| ?[^\\s\\p{L}\\p{N}]++|\\s++$|\\s+(?!\\S)|\\s"""
+    n = data.shape[0]
+    bounds = np.empty(n + 1, np.int64)
+    bounds[0] = 0
+    nb = 0
+    i = 0
+    while i < n:
+        c, w = _decode(data, i, n)
+        f = flags[c] & 7
+        j = i + w
+        end = -1
+        if c == 39:  # '(?:[sdmt]|ll|ve|re), case-sensitive
+            end = _contraction(data, j, n, False, ci_cps, ci_letters)
+        if end < 0 and c == 32 and j < n:  # ' ?X++' with the space: X is the next char's class
+            c2, w2 = _decode(data, j, n)
+            g2 = flags[c2] & 7
+            if g2 != _SPACE:
+                end = _run(data, j + w2, n, flags, g2)
+        if end < 0:
+            if f != _SPACE:  # 'X++' without the space
+                end = _run(data, j, n, flags, f)
+            else:
+                p, last, _ = _space_run(data, i, j, n, flags)
+                # \s++$ takes a run that reaches the end; \s+(?!\S) leaves the last char of a longer
+                # run to the next piece; \s takes one char.
+                end = n if p == n else (last if last > i else j)
+        nb += 1
+        bounds[nb] = end
+        i = end
+    return bounds[:nb + 1].copy()
+
+
+@_kernel
+def _scan_gpt4(data, flags, ci_cps, ci_letters):
+    """'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s"""
+    n = data.shape[0]
+    bounds = np.empty(n + 1, np.int64)
+    bounds[0] = 0
+    nb = 0
+    i = 0
+    while i < n:
+        c, w = _decode(data, i, n)
+        f = flags[c] & 7
+        j = i + w
+        end = -1
+        if c == 39:  # contractions, case-insensitive ('S, 'LL, and 'ſ which folds to s)
+            end = _contraction(data, j, n, True, ci_cps, ci_letters)
+        if end < 0:
+            if f == _LETTER:
+                end = _run(data, j, n, flags, _LETTER)
+            elif f != _NUMBER and c != 10 and c != 13 and j < n:  # one [^\r\n\p{L}\p{N}] before letters
+                c2, w2 = _decode(data, j, n)
+                if (flags[c2] & 7) == _LETTER:
+                    end = _run(data, j + w2, n, flags, _LETTER)
+        if end < 0 and f == _NUMBER:
+            end = _digits(data, j, n, flags, 3)
+        if end < 0:
+            s = _space_then_other(data, i, c, f, j, n, flags)
+            if s >= 0:
+                end = _run(data, s, n, flags, _OTHER)
+                while end < n and (data[end] == 10 or data[end] == 13):
+                    end += 1
+        if end < 0:  # whitespace
+            p, last, crlf_end = _space_run(data, i, j, n, flags)
+            if p == n:
+                end = n  # \s++$
+            elif crlf_end >= 0:
+                end = crlf_end  # \s*[\r\n]: up to the run's last newline
+            else:
+                end = last if last > i else j  # \s+(?!\S) | \s
+        nb += 1
+        bounds[nb] = end
+        i = end
+    return bounds[:nb + 1].copy()
+
+
+@_helper
+def _o200k_contraction(data, e, n, ci_cps, ci_letters):
+    """e extended by an optional (?i:'s|'t|'re|'ve|'m|'ll|'d)."""
+    if e < n and data[e] == 39:
+        r = _contraction(data, e + 1, n, True, ci_cps, ci_letters)
+        if r >= 0:
+            return r
+    return e
+
+
+@_helper
+def _o200k_lower_word(data, s, n, flags, ci_cps, ci_letters):
+    """[UPPER]*[LOWER]+ from s (then a contraction), backtracking like the regex engine; -1 if none.
+
+    UPPER* is greedy: the regex tries the longest upper-ish run first and gives characters
+    back until LOWER+ can start, so LOWER+ starts at the largest k in the run (or just after
+    it) whose character is lower-ish.
+    """
+    p = s
+    last_lower = -1
+    while p < n:
+        c, w = _decode(data, p, n)
+        if (flags[c] & UPPERISH) == 0:
+            break
+        if flags[c] & LOWERISH:
+            last_lower = p
+        p += w
+    k = -1
+    if p < n:
+        c, w = _decode(data, p, n)
+        if flags[c] & LOWERISH:
+            k = p
+    if k < 0:
+        k = last_lower
+    if k < 0:
+        return -1
+    return _o200k_contraction(data, _run_bit(data, k, n, flags, LOWERISH), n, ci_cps, ci_letters)
+
+
+@_helper
+def _o200k_upper_word(data, s, n, flags, ci_cps, ci_letters):
+    """[UPPER]+[LOWER]* from s (then a contraction); -1 if none."""
+    p = _run_bit(data, s, n, flags, UPPERISH)
+    if p == s:
+        return -1
+    return _o200k_contraction(data, _run_bit(data, p, n, flags, LOWERISH), n, ci_cps, ci_letters)
+
+
+@_kernel
+def _scan_o200k(data, flags, ci_cps, ci_letters):
+    """GPT-4o: P?U*L+C? | P?U+L*C? | \\p{N}{1,3} | ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*' | \\s*[\\r\\n]+ | \\s+(?!\\S) | \\s+
+
+    P = [^\\r\\n\\p{L}\\p{N}], U = upper-ish, L = lower-ish, C = a contraction (see patterns.py).
+    """
+    n = data.shape[0]
+    bounds = np.empty(n + 1, np.int64)
+    bounds[0] = 0
+    nb = 0
+    i = 0
+    while i < n:
+        c, w = _decode(data, i, n)
+        f = flags[c] & 7
+        j = i + w
+        # subtle: P? is greedy but not possessive: each word branch is tried with the leading
+        # char first and then without it (which matters when that char is a combining mark).
+        has_p = (f == _OTHER or f == _SPACE) and c != 10 and c != 13 and j < n
+        end = -1
+        if has_p:
+            end = _o200k_lower_word(data, j, n, flags, ci_cps, ci_letters)
+        if end < 0:
+            end = _o200k_lower_word(data, i, n, flags, ci_cps, ci_letters)
+        if end < 0 and has_p:
+            end = _o200k_upper_word(data, j, n, flags, ci_cps, ci_letters)
+        if end < 0:
+            end = _o200k_upper_word(data, i, n, flags, ci_cps, ci_letters)
+        if end < 0 and f == _NUMBER:
+            end = _digits(data, j, n, flags, 3)
+        if end < 0:
+            s = _space_then_other(data, i, c, f, j, n, flags)
+            if s >= 0:
+                end = _run(data, s, n, flags, _OTHER)
+                while end < n and (data[end] == 10 or data[end] == 13 or data[end] == 47):  # [\r\n/]*
+                    end += 1
+        if end < 0:  # whitespace; no \s++$ branch in this pattern, so the newline rule comes first
+            p, last, crlf_end = _space_run(data, i, j, n, flags)
+            if crlf_end >= 0:
+                end = crlf_end  # \s*[\r\n]+
+            elif p == n:
+                end = n  # \s+(?!\S) at the end
+            else:
+                end = last if last > i else j  # \s+(?!\S) | \s+
+        nb += 1
+        bounds[nb] = end
+        i = end
+    return bounds[:nb + 1].copy()
+
+
+_SCANNERS = {"gpt2": _scan_gpt2, "gpt4": _scan_gpt4, "o200k": _scan_o200k}
