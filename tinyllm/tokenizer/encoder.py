@@ -27,8 +27,10 @@ piece's bytes remembers recent pieces that needed BPE (" Coriolanus" is BPE'd
 once, not at each of its 200 appearances).
 
 Lone surrogates (a str that is not valid Unicode, e.g. "\\ud800"): like tiktoken,
-each is replaced by U+FFFD before encoding (``_utf8``), so such a str encodes as
-if it had "\\ufffd" there, and decoding gives back the replaced text.
+the text goes through UTF-16 with ``surrogatepass`` and back with ``replace``
+(``_utf8``): a lone surrogate becomes U+FFFD, and a high+low pair written as two
+code points is joined into the character it stands for ("\\ud83d\\ude00" -> "😀").
+Decoding gives back the repaired text.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ HEAP_FROM = 128  # pieces at least this long merge with a heap, O(n log n), not 
 
 _kernel = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True)
+_inline = numba.njit(cache=True)
 _EMPTY = np.int32(-1)
 _NO_RANK = np.int64(2**62)
 
@@ -84,7 +87,8 @@ def _utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        # subtle: a lone surrogate cannot be UTF-8 encoded; the utf-16 round trip replaces each with U+FFFD
+        # subtle: a surrogate cannot be UTF-8 encoded; the utf-16 round trip replaces a lone one with
+        # U+FFFD and joins a high+low pair into one character (what tiktoken does)
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
 
 
@@ -177,7 +181,7 @@ def _build_tables(ranks: dict[bytes, int]) -> dict[str, np.ndarray]:
 # Numba: hashing, the two tables, BPE on one piece, the whole-text kernel
 # ----------------------------------------------------------------------------------------------
 
-@_helper
+@_inline
 def _hash_bytes(data, a, b):
     """FNV-1a 64 of data[a:b], with a final mix so the low bits (the table index) depend on every byte."""
     h = np.uint64(14695981039346656037)
@@ -192,7 +196,7 @@ def _hash_pair(key):
     return h ^ (h >> np.uint64(31))
 
 
-@_helper
+@_inline
 def _same_bytes(data, a, b, tok_bytes, off):
     for k in range(b - a):
         if data[a + k] != tok_bytes[off + k]:
@@ -200,7 +204,7 @@ def _same_bytes(data, a, b, tok_bytes, off):
     return True
 
 
-@_helper
+@_inline
 def _lookup_bytes(data, a, b, h, tok_bytes, tok_off, tab_rank, tab_hash):
     """The rank of the token whose bytes are data[a:b] (h = their hash), or -1."""
     mask = tab_rank.shape[0] - 1
@@ -214,7 +218,7 @@ def _lookup_bytes(data, a, b, h, tok_bytes, tok_off, tab_rank, tab_hash):
         slot = (slot + 1) & mask
 
 
-@_helper
+@_inline
 def _pair_rank(left, right, pair_key, pair_val):
     """The rank of the token bytes(left) + bytes(right), or _NO_RANK."""
     key = (np.int64(left) << 32) | np.int64(right)
@@ -415,7 +419,7 @@ def _encode_pieces(data, starts, ends, tok_bytes, tok_off, tab_rank, tab_hash, b
     nxt = np.empty(big, np.int64)
     prv = np.empty(big, np.int64)
     heap = np.empty(3 * big, np.int64)
-    cmask = np.uint64(c_len.shape[0] - 1)
+    cmask = np.uint64(max(c_len.shape[0], 1) - 1)
     use_cache = c_len.shape[0] > 0
     m_out = 0
     for p in range(n_pieces):
