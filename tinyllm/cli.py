@@ -1,15 +1,142 @@
 """The `tinyllm` command line.
 
     tinyllm --help
+    tinyllm train [--preset NAME] [--data NAME|PATH] [--tokenizer char|bpe:VOCAB] [--out DIR]
+                  [--resume] [--max-iters N] [--<any TrainConfig or GPTConfig field> VALUE]
+    tinyllm sample --ckpt DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]
     tinyllm demo [--steps N] [--device cpu|strict|cuda]   train a tiny MLP with autograd, check a gradient
 
-Later chapters add their own subcommands here (train, sample, tokenize, ...).
+Every subcommand imports what it needs when it runs, so `tinyllm --help` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import typing
+
+
+def _positive_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _optional(parse):
+    def parse_or_none(text: str):
+        return None if text.lower() == "none" else parse(text)
+    return parse_or_none
+
+
+def _parser_for(hint):
+    """An argparse type for a dataclass field's annotation: int, float, str, bool, X | None."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if args and len(args) < len(typing.get_args(hint)):  # Optional[X]
+        return _optional(_parser_for(args[0]))
+    return {bool: _bool, int: int, float: float}.get(hint, str)
+
+
+def _add_fields(group, cls, skip=()):
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        group.add_argument(flag, dest=f.name, type=_parser_for(hints[f.name]), default=None, metavar="V",
+                           help=f"(default: the preset's, or {f.default!r})")
+
+
+# ----------------------------------------------------------------------------- train / sample
+
+_TRAIN_OWN = ("out_dir",)  # set with --out
+
+
+def _train(args) -> int:
+    from tinyllm.train import preset, train
+    from tinyllm.train.config import TrainConfig, model_fields
+
+    overrides = {}
+    for name in [f.name for f in dataclasses.fields(TrainConfig)] + model_fields():
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if args.out is not None:
+        overrides["out_dir"] = args.out
+    try:
+        cfg, model = preset(args.preset, **overrides)
+    except (ValueError, NotImplementedError) as e:
+        print(f"tinyllm train: {e}", file=sys.stderr)
+        return 2
+    result = train(cfg, model, resume=args.resume, progress=not args.no_progress)
+    print(f"checkpoint: {result.out_dir}  (sample with: tinyllm sample --ckpt {result.out_dir})")
+    if cfg.sample_tokens and not result.stopped_early:
+        print("\n--- a sample (temperature 0.8, top-k 200) ---")
+        print(_generate_text(result.model, result.tokenizer, prompt=None, max_new_tokens=cfg.sample_tokens,
+                             temperature=0.8, top_k=200, seed=cfg.seed))
+    return 0
+
+
+def _start_ids(tok, prompt):
+    """The prompt's token ids; with no prompt, a newline (nanoGPT's start) or else token 0."""
+    if prompt:
+        ids = tok.encode_ordinary(prompt) if hasattr(tok, "encode_ordinary") else tok.encode(prompt)
+        return ids
+    try:
+        ids = tok.encode_ordinary("\n") if hasattr(tok, "encode_ordinary") else tok.encode("\n")
+    except (KeyError, ValueError):
+        ids = []
+    return ids or [0]
+
+
+def _generate_text(model, tok, prompt, max_new_tokens, temperature, top_k, seed) -> str:
+    import numpy as np
+
+    ids = _start_ids(tok, prompt)
+    T = model.config.context_length
+    idx = np.asarray([ids[-T:]], dtype=np.int64)  # the model sees at most context_length tokens
+    out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
+    new = [int(t) for t in out[0, idx.shape[1]:]]
+    return (prompt or "") + tok.decode(new)
+
+
+def _sample(args) -> int:
+    from pathlib import Path
+
+    from tinyllm.data import load_tokenizer
+    from tinyllm.nn.gpt import GPT
+
+    ckpt = Path(args.ckpt)
+    if not (ckpt / "config.json").exists():
+        print(f"tinyllm sample: {ckpt} holds no model (config.json missing); train one with `tinyllm train --out {ckpt}`",
+              file=sys.stderr)
+        return 2
+    model = GPT.from_pretrained(ckpt)
+    tok = load_tokenizer(ckpt)
+    if args.temperature < 0:
+        print(f"tinyllm sample: --temperature must be >= 0, got {args.temperature}", file=sys.stderr)
+        return 2
+    try:
+        for i in range(args.num_samples):
+            seed = None if args.seed is None else args.seed + i
+            text = _generate_text(model, tok, args.prompt, args.max_new_tokens, args.temperature, args.top_k, seed)
+            print(text)
+            if i + 1 < args.num_samples:
+                print("---------------")
+    except (KeyError, ValueError) as e:
+        print(f"tinyllm sample: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _demo(args) -> int:
@@ -22,20 +149,36 @@ def _demo(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from tinyllm.nn.config import GPTConfig
+    from tinyllm.train.config import DEFAULT_PRESET, PRESETS, TrainConfig
+
     p = argparse.ArgumentParser(
         prog="tinyllm",
         description="tinyllm: the engineering stack of a modern LLM, from first principles, on NumPy.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a GPT (default: a character model of the built-in stories) and sample from it",
+                       description="Train a GPT. A preset sets everything; any flag below overrides it.")
+    t.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS), help=f"(default {DEFAULT_PRESET})")
+    t.add_argument("--out", default=None, metavar="DIR", help="run folder: checkpoints, metrics.jsonl, tokenizer")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_fields(t.add_argument_group("training (TrainConfig)"), TrainConfig, skip=_TRAIN_OWN)
+    _add_fields(t.add_argument_group("model (GPTConfig)"), GPTConfig, skip=("vocab_size",))
+    t.set_defaults(func=_train)
+
+    s = sub.add_parser("sample", help="generate text from a trained model")
+    s.add_argument("--ckpt", required=True, metavar="DIR", help="a run folder (from tinyllm train) or a saved model")
+    s.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
+    s.add_argument("--max-new-tokens", type=_positive_int, default=300)
+    s.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    s.add_argument("--top-k", type=_positive_int, default=200, help="sample among the k most likely tokens (default 200)")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--num-samples", type=_positive_int, default=1)
+    s.set_defaults(func=_sample)
 
     d = sub.add_parser("demo", help="train a tiny MLP with tinyllm's autograd and check one gradient")
     d.add_argument("--steps", type=_positive_int, default=300, help="optimizer steps (default 300)")

@@ -1,0 +1,15 @@
+"""tinyllm.train: the training loop, its configuration and checkpoints.
+
+    TrainConfig, PRESETS, preset    what a run is                       (config.py)
+    train, TrainResult              the loop                            (loop.py)
+    save_checkpoint, load_checkpoint, read_metrics                      (checkpoint.py)
+"""
+
+from tinyllm.train.checkpoint import load_checkpoint, read_metrics, save_checkpoint
+from tinyllm.train.config import DEFAULT_PRESET, PRESETS, TrainConfig, model_fields, preset
+from tinyllm.train.loop import TrainResult, estimate_loss, make_optimizer, train
+
+__all__ = [
+    "DEFAULT_PRESET", "PRESETS", "TrainConfig", "TrainResult", "estimate_loss", "load_checkpoint", "make_optimizer",
+    "model_fields", "preset", "read_metrics", "save_checkpoint", "train",
+]

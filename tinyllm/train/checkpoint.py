@@ -1,0 +1,100 @@
+"""Checkpoints of a training run: everything needed to continue bit-identically.
+
+A run's folder OUT/ holds
+
+    ckpt.safetensors    one file, written atomically (tinyllm.save): the step, both configs,
+                        the model's and the optimizer's state, the schedule, and the random
+                        generators (the data sampler's and tinyllm's own, which dropout uses)
+    model.safetensors   the weights alone + config.json: what `tinyllm sample` and exporters read
+    config.json
+    tokenizer.*         the tokenizer (tokenizer.json for characters, tokenizer.tiktoken for BPE)
+    metrics.jsonl       one JSON object per logged step
+
+Why every piece: resuming must replay exactly the batches, dropout masks and
+learning rates the uninterrupted run would have seen. Drop the data generator's
+state and the resumed run trains on different batches; drop AdamW's moments and
+the first steps after a resume take steps of the wrong size.
+
+The step stored is the next step to run: a checkpoint written at step s holds the
+state after s training steps, before step s's batch is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tinyllm import backend
+from tinyllm.serialization import CheckpointError, load, save
+
+CKPT_NAME = "ckpt.safetensors"
+FORMAT = "tinyllm-train-1"
+
+
+def save_checkpoint(out_dir, *, step: int, model, optimizer, scheduler, data_rng, train_config,
+                    model_config, device: str) -> Path:
+    """Write OUT/ckpt.safetensors (atomically) and the model folder (weights + config.json)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = {"data": data_rng.bit_generator.state}
+    if device != "cuda":  # CuPy's generator state cannot be read back; documented in backend.get_rng_state
+        rng["tinyllm"] = backend.get_rng_state(device)
+    state = {
+        "format": FORMAT,
+        "step": int(step),
+        "train_config": train_config.to_dict(),
+        "model_config": model_config.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng,
+    }
+    path = out_dir / CKPT_NAME
+    save(state, path)
+    model.save_pretrained(out_dir)
+    return path
+
+
+def load_checkpoint(out_dir) -> dict:
+    """Read OUT/ckpt.safetensors; clear errors when it is missing or not a training checkpoint."""
+    path = Path(out_dir) / CKPT_NAME
+    if not path.exists():
+        raise CheckpointError(f"no training checkpoint at {path}: start a run without --resume, "
+                              f"or point --out at the folder of the run to continue")
+    state = load(path, device="cpu")
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a tinyllm training checkpoint (format {FORMAT!r} expected)")
+    return state
+
+
+def restore_rng(state: dict, data_rng, device: str) -> None:
+    data_rng.bit_generator.state = state["rng"]["data"]
+    if "tinyllm" in state["rng"] and device != "cuda":
+        backend.set_rng_state(state["rng"]["tinyllm"], device)
+
+
+def truncate_metrics(path, step: int) -> None:
+    """Keep the metric lines a run had written before `step` (and the evaluation at `step`).
+
+    A run stopped at step s may have logged lines past its last checkpoint; the resumed run
+    writes those steps again, so they are dropped first. The file is rewritten atomically.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        if rec["step"] < step or (rec["step"] == step and rec.get("eval")):
+            kept.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(x + "\n" for x in kept))
+    os.replace(tmp, path)
+
+
+def read_metrics(path) -> list[dict]:
+    """All records of OUT/metrics.jsonl, in order."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

@@ -1,0 +1,228 @@
+"""The training loop: batches in, AdamW steps out, with evaluation, logging and checkpoints.
+
+One iteration s (as in nanoGPT's train.py):
+
+    1. every eval_interval steps (and at the last): estimate the mean train and val loss over
+       eval_iters batches each, log them, and write a checkpoint
+    2. x, y = a random batch of B windows of T tokens; y is x shifted by one
+    3. logits, loss = model(x, y); loss.backward()
+    4. clip the gradients' global norm to grad_clip; AdamW step at lr(s); zero the gradients
+
+The evaluation batches come from their own generator, seeded by (seed, step), so
+evaluating more or less often never changes which batches training sees.
+
+A run stops cleanly at an iteration boundary: Ctrl-C (once) or a callback asking
+to stop writes a checkpoint at that step; ``resume=True`` continues from it and
+gives exactly the losses the uninterrupted run would have (on the CPU).
+
+    result = train(TrainConfig(max_iters=200), dict(n_layer=2, n_head=2, d_model=64, context_length=64))
+    print(result.val_loss)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import tinyllm
+from tinyllm import backend
+from tinyllm.data import build_tokenizer, get_batch, load_text, load_tokenizer, save_tokenizer, split_tokens
+from tinyllm.nn.config import GPTConfig
+from tinyllm.nn.gpt import GPT
+from tinyllm.optim import AdamW, WarmupCosine, clip_grad_norm_
+from tinyllm.train.checkpoint import (
+    load_checkpoint, restore_rng, save_checkpoint, truncate_metrics,
+)
+from tinyllm.train.config import TrainConfig
+
+
+@dataclass
+class TrainResult:
+    model: GPT
+    tokenizer: object
+    out_dir: Path
+    step: int                 # steps completed
+    train_loss: float | None  # last evaluation (None if none ran)
+    val_loss: float | None
+    stopped_early: bool
+
+
+def make_optimizer(model, cfg: TrainConfig):
+    """AdamW with weight decay on matrices only (ndim >= 2), and the warmup + cosine schedule."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
+    sched = WarmupCosine(opt, warmup_steps=cfg.warmup_iters, max_steps=cfg.decay_iters,
+                         min_lr_ratio=cfg.min_lr / cfg.learning_rate)
+    return opt, sched
+
+
+def estimate_loss(model, splits: dict, cfg: TrainConfig, context_length: int, step: int, device: str) -> dict:
+    """Mean loss over cfg.eval_iters random batches of each split, in eval mode, without gradients."""
+    rng = np.random.default_rng([cfg.seed, 1, step])  # its own generator: see the module docstring
+    out = {}
+    model.eval()
+    with tinyllm.no_grad():
+        for name, tokens in splits.items():
+            losses = []
+            for _ in range(cfg.eval_iters):
+                x, y = get_batch(tokens, cfg.batch_size, context_length, rng)
+                _, loss = model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device))
+                losses.append(loss.item())
+            out[name] = float(np.mean(losses))
+    model.train()
+    return out
+
+
+class _StopOnInterrupt:
+    """The first Ctrl-C asks the loop to stop at the next iteration boundary; a second one aborts."""
+
+    def __init__(self):
+        self.requested = False
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextlib.contextmanager
+    def installed(self):
+        try:
+            previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: leave Ctrl-C alone
+            yield self
+            return
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _prepare_data(cfg: TrainConfig, out_dir: Path, resume: bool):
+    text = load_text(cfg.data)
+    if resume:
+        tok = load_tokenizer(out_dir)
+    else:
+        tok = build_tokenizer(cfg.tokenizer, text)
+        save_tokenizer(tok, out_dir)
+    tokens = np.asarray(tok.encode_ordinary(text) if hasattr(tok, "encode_ordinary") else tok.encode(text))
+    train_tokens, val_tokens = split_tokens(tokens, cfg.val_fraction)
+    return tok, {"train": train_tokens, "val": val_tokens}
+
+
+def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progress: bool = True,
+          on_step=None, log=print) -> TrainResult:
+    """Train a GPT as `cfg` says; `model_fields` are GPTConfig fields other than vocab_size.
+
+    on_step(step, record) is called after each logged step with the metrics record; returning
+    True stops the run at the next iteration boundary (with a checkpoint), like Ctrl-C.
+    """
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = backend._check_device(cfg.device or backend.get_device())
+    backend.keep_host_memory()  # reuse freed memory between steps (see backend.keep_host_memory)
+
+    state = load_checkpoint(out_dir) if resume else None
+    if state is not None:
+        saved = TrainConfig.from_dict(state["train_config"])
+        if saved.data != cfg.data or saved.tokenizer != cfg.tokenizer:
+            raise ValueError(f"--resume: the run in {out_dir} trained on data={saved.data!r} with "
+                             f"tokenizer={saved.tokenizer!r}; got data={cfg.data!r}, tokenizer={cfg.tokenizer!r}")
+    tok, splits = _prepare_data(cfg, out_dir, resume)
+    if state is not None:
+        model_config = GPTConfig.from_dict(state["model_config"])
+    else:
+        model_config = GPTConfig(vocab_size=tok.vocab_size, **model_fields)
+    T = model_config.context_length
+    for name, tokens in splits.items():
+        if len(tokens) < T + 1:
+            raise ValueError(f"the {name} split has {len(tokens)} tokens, fewer than context_length + 1 = {T + 1}: "
+                             f"use more data, a smaller context_length or another val_fraction")
+
+    tinyllm.manual_seed(cfg.seed)
+    data_rng = np.random.default_rng(cfg.seed)
+    with backend.use_device(device):
+        model = GPT(model_config)
+    opt, sched = make_optimizer(model, cfg)
+    start = 0
+    if state is not None:  # as in torch: build everything, then load each piece's state
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        restore_rng(state, data_rng, device)
+        start = int(state["step"])
+        truncate_metrics(out_dir / "metrics.jsonl", start)
+    elif (out_dir / "metrics.jsonl").exists():
+        (out_dir / "metrics.jsonl").unlink()  # a fresh run in an old folder starts a fresh log
+
+    def checkpoint(step):
+        save_checkpoint(out_dir, step=step, model=model, optimizer=opt, scheduler=sched, data_rng=data_rng,
+                        train_config=cfg, model_config=model_config, device=device)
+
+    n_params = model.num_parameters()
+    log(f"model: {n_params / 1e6:.2f}M parameters, {model_config.n_layer} layers, d_model {model_config.d_model}, "
+        f"context {T}, vocab {model_config.vocab_size}; data: {len(splits['train']):,} train / "
+        f"{len(splits['val']):,} val tokens; device {device}" + (f"; resuming at step {start}" if start else ""))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.max_iters, initial=start, disable=not progress, dynamic_ncols=True, unit="it")
+    metrics = open(out_dir / "metrics.jsonl", "a")
+    t_begin = time.perf_counter()
+    t_last, tokens_since = t_begin, 0
+    last_eval: dict = {}
+    stopped = False
+    stopper = _StopOnInterrupt()
+    step = start
+    with stopper.installed(), metrics, bar:
+        while True:
+            is_last = step == cfg.max_iters
+            if (step % cfg.eval_interval == 0 or is_last) and not (state is not None and step == start):
+                last_eval = estimate_loss(model, splits, cfg, T, step, device)
+                rec = {"step": step, "train_loss": last_eval["train"], "val_loss": last_eval["val"],
+                       "lr": sched.get_last_lr()[0], "elapsed_s": time.perf_counter() - t_begin, "eval": True}
+                metrics.write(json.dumps(rec) + "\n")
+                metrics.flush()
+                bar.write(f"step {step}: train loss {last_eval['train']:.4f}, val loss {last_eval['val']:.4f}")
+                checkpoint(step)
+            if is_last:
+                break
+            if stopper.requested or stopped:
+                checkpoint(step)
+                stopped = True
+                bar.write(f"stopped at step {step}; checkpoint in {out_dir} (continue with --resume)")
+                break
+
+            x, y = get_batch(splits["train"], cfg.batch_size, T, data_rng)
+            _, loss = model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device))
+            loss.backward()
+            if cfg.grad_clip > 0:
+                clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            lr = sched.get_last_lr()[0]
+            opt.step()
+            opt.zero_grad()
+            sched.step()
+            step += 1
+            tokens_since += x.size
+            bar.update(1)
+
+            if step % cfg.log_interval == 0 or step == cfg.max_iters:
+                now = time.perf_counter()
+                rec = {"step": step - 1, "train_loss": loss.item(), "lr": lr,
+                       "tokens_per_s": tokens_since / max(now - t_last, 1e-9), "elapsed_s": now - t_begin}
+                t_last, tokens_since = now, 0
+                metrics.write(json.dumps(rec) + "\n")
+                metrics.flush()
+                bar.set_postfix(loss=f"{rec['train_loss']:.4f}", tok_s=f"{rec['tokens_per_s']:,.0f}")
+                if on_step is not None and on_step(step - 1, rec):
+                    stopped = True
+    return TrainResult(model=model, tokenizer=tok, out_dir=out_dir, step=step,
+                       train_loss=last_eval.get("train"), val_loss=last_eval.get("val"), stopped_early=stopped)
