@@ -32,7 +32,9 @@ import numpy as np
 
 import tinyllm
 from tinyllm import backend
-from tinyllm.data import build_tokenizer, get_batch, load_text, load_tokenizer, save_tokenizer, split_tokens
+from tinyllm.data import (
+    build_tokenizer, encode_corpus, get_batch, load_text, load_tokenizer, save_tokenizer, split_tokens,
+)
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.gpt import GPT
 from tinyllm.optim import AdamW, WarmupCosine, clip_grad_norm_
@@ -111,9 +113,9 @@ def _prepare_data(cfg: TrainConfig, out_dir: Path, resume: bool):
     if resume:
         tok = load_tokenizer(out_dir)
     else:
-        tok = build_tokenizer(cfg.tokenizer, text)
+        tok = build_tokenizer(cfg.tokenizer, text, progress=progress)
         save_tokenizer(tok, out_dir)
-    tokens = np.asarray(tok.encode_ordinary(text) if hasattr(tok, "encode_ordinary") else tok.encode(text))
+    tokens = encode_corpus(text, tok)  # 1-D uint16/uint32, ids checked < vocab_size
     train_tokens, val_tokens = split_tokens(tokens, cfg.val_fraction)
     return tok, {"train": train_tokens, "val": val_tokens}
 
