@@ -108,7 +108,7 @@ class _StopOnInterrupt:
             signal.signal(signal.SIGINT, previous)
 
 
-def _prepare_data(cfg: TrainConfig, out_dir: Path, resume: bool):
+def _prepare_data(cfg: TrainConfig, out_dir: Path, resume: bool, progress: bool):
     text = load_text(cfg.data)
     if resume:
         tok = load_tokenizer(out_dir)
@@ -138,7 +138,7 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
         if saved.data != cfg.data or saved.tokenizer != cfg.tokenizer:
             raise ValueError(f"--resume: the run in {out_dir} trained on data={saved.data!r} with "
                              f"tokenizer={saved.tokenizer!r}; got data={cfg.data!r}, tokenizer={cfg.tokenizer!r}")
-    tok, splits = _prepare_data(cfg, out_dir, resume)
+    tok, splits = _prepare_data(cfg, out_dir, resume, progress)
     if state is not None:
         model_config = GPTConfig.from_dict(state["model_config"])
     else:
