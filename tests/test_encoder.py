@@ -11,6 +11,7 @@ there), the piece cache on and off and with a single slot (every lookup collides
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import pathlib
 
@@ -49,6 +50,12 @@ def gpt2_tiktoken(gpt2_ranks):
 @pytest.fixture(scope="module")
 def gpt2_encoders(gpt2_ranks):
     return {name: Encoder(gpt2_ranks, "gpt2", **kw) for name, kw in VARIANTS.items()}
+
+
+@pytest.fixture(scope="module")
+def gpt2_encoder_for(gpt2_ranks):
+    """pattern -> an Encoder of GPT-2's ranks with that pattern, built once."""
+    return functools.lru_cache(maxsize=None)(lambda pattern: Encoder(gpt2_ranks, pattern))
 
 
 def test_worked_example():
@@ -141,6 +148,16 @@ def test_array_and_batch(gpt2_tiktoken, gpt2_encoders):
     assert enc.encode_ordinary_batch(texts) == want
     assert enc.encode_ordinary_batch(texts, num_threads=2) == want
     assert enc.encode_ordinary("") == [] and enc.encode_ordinary_array("").shape == (0,)
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4", "o200k", None, r"\w+"])
+@given(texts=st.lists(unicode_texts(8), max_size=12))
+def test_batch_equals_one_by_one(gpt2_ranks, gpt2_encoder_for, pattern, texts):
+    """A batch is scanned text by text (no piece spans two texts) and encoded in one kernel call."""
+    enc = gpt2_encoder_for(pattern)
+    want = [encode_ordinary_reference(t, gpt2_ranks, pattern) for t in texts]
+    assert enc.encode_ordinary_batch(texts) == want
+    assert enc.encode_ordinary_batch(texts, num_threads=3) == want
 
 
 def test_custom_regex(gpt2_ranks, gpt2_tiktoken):

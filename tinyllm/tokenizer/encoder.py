@@ -41,7 +41,7 @@ import numba
 import numpy as np
 
 from tinyllm.tokenizer.patterns import resolve_pattern
-from tinyllm.tokenizer.pretokenize import _spans, split_reference
+from tinyllm.tokenizer.pretokenize import _fast_scanner, _spans, split_reference
 
 CACHE_MAX_BYTES = 32  # pieces up to this long are cached; longer ones are rare and BPE'd every time
 HEAP_FROM = 128  # pieces at least this long merge with a heap, O(n log n), not tiktoken's O(n^2) scan
@@ -103,52 +103,75 @@ class Encoder:
 
     def __init__(self, ranks: dict[bytes, int], pattern: str | None, cache_size: int = 4096, heap_from: int = HEAP_FROM):
         self.pattern = resolve_pattern(pattern)
+        self._scan = _fast_scanner(self.pattern)  # Numba scanner of many texts at once, or None: the regex
         self._tables = _build_tables(ranks)
         self.cache_size = 0 if cache_size <= 0 else 1 << int(cache_size - 1).bit_length()  # a power of two
         self.heap_from = max(int(heap_from), 2)
         self._cache = _new_cache(self.cache_size)
         self._lock = threading.Lock()
-        self._local = threading.local()
 
     def clear_cache(self) -> None:
         """Forget the cached pieces (benchmarks time encoding from a cold cache)."""
         with self._lock:
             self._cache = _new_cache(self.cache_size)
-            self._local = threading.local()
 
     def encode_ordinary_array(self, text: str) -> np.ndarray:
         """Token ids (n_tokens,) uint32 of text, special tokens treated as plain text."""
         with self._lock:
-            return self._encode(text, self._cache).copy()  # a view into a buffer sized for one token per byte
+            return self._encode([text], self._cache)[0].copy()  # a view into a buffer of one slot per byte
 
     def encode_ordinary(self, text: str) -> list[int]:
         with self._lock:
-            return self._encode(text, self._cache).tolist()
+            return self._encode([text], self._cache)[0].tolist()
 
     def encode_ordinary_batch(self, texts, num_threads: int = 1) -> list[list[int]]:
-        """encode_ordinary of each text; num_threads > 1 encodes in a thread pool (the kernels release the GIL)."""
+        """encode_ordinary of each text, all in one kernel call (many short texts cost little more
+        than one long one); num_threads > 1 splits the texts into that many chunks, encoded at the
+        same time (the kernels release the GIL), each with its own cache."""
         texts = list(texts)
         if num_threads <= 1 or len(texts) < 2:
-            return [self.encode_ordinary(t) for t in texts]
+            with self._lock:
+                return self._encode_lists(texts, self._cache)
         from concurrent.futures import ThreadPoolExecutor
 
-        def work(text):
-            cache = getattr(self._local, "cache", None)
-            if cache is None:
-                cache = self._local.cache = _new_cache(self.cache_size)
-            return self._encode(text, cache).tolist()
+        chunks = np.array_split(np.arange(len(texts)), min(num_threads, len(texts)))
+        work = lambda idx: self._encode_lists([texts[i] for i in idx], _new_cache(self.cache_size))  # noqa: E731
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            return [ids for part in pool.map(work, chunks) for ids in part]
 
-        with ThreadPoolExecutor(num_threads) as pool:
-            return list(pool.map(work, texts))
+    def _encode_lists(self, texts: list[str], cache) -> list[list[int]]:
+        if len(texts) <= 1:
+            return [self._encode(texts, cache)[0].tolist()] if texts else []
+        ids, text_end = self._encode(texts, cache)
+        flat = ids.tolist()
+        begin = np.concatenate([[0], text_end[:-1]]).tolist()
+        return [flat[a:b] for a, b in zip(begin, text_end.tolist())]
 
-    def _encode(self, text: str, cache) -> np.ndarray:
-        if not isinstance(text, str):
-            raise TypeError(f"expected str, got {type(text).__name__}")
-        buf = np.frombuffer(_utf8(text), dtype=np.uint8)
-        starts, ends = _spans(buf, self.pattern)
+    def _encode(self, texts: list[str], cache) -> tuple[np.ndarray, np.ndarray]:
+        """(token ids of all texts one after the other, uint32 (n_tokens,); end of each text's ids (n_texts,))."""
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"expected str, got {type(text).__name__}")
+        datas = [_utf8(text) for text in texts]
+        buf = np.frombuffer(datas[0] if len(datas) == 1 else b"".join(datas), dtype=np.uint8)
+        lengths = np.fromiter(map(len, datas), dtype=np.int64, count=len(datas))
+        text_end = np.cumsum(lengths) if len(datas) > 1 else lengths  # (n_texts,) byte offsets
+        if self._scan is not None:  # subtle: each text is scanned alone: a piece never spans two texts
+            bounds, pieces_end = self._scan(buf, text_end)
+            starts, ends = bounds[:-1], bounds[1:]
+        else:
+            spans = [_spans(np.frombuffer(d, dtype=np.uint8), self.pattern) for d in datas]
+            offset = text_end - lengths
+            starts = np.concatenate([s + o for (s, _), o in zip(spans, offset)] + [np.zeros(0, np.int64)])
+            ends = np.concatenate([e + o for (_, e), o in zip(spans, offset)] + [np.zeros(0, np.int64)])
+            pieces_end = np.cumsum(np.fromiter((len(s) for s, _ in spans), dtype=np.int64, count=len(spans)))
+        piece_end = np.zeros(len(starts) if len(texts) > 1 else 0, np.int64)  # only needed to split texts
         t = self._tables
-        return _encode_pieces(buf, starts, ends, t["tok_bytes"], t["tok_off"], t["tab_rank"], t["tab_hash"],
-                              t["byte_rank"], t["pair_key"], t["pair_val"], *cache, self.heap_from)
+        ids = _encode_pieces(buf, starts, ends, t["tok_bytes"], t["tok_off"], t["tab_rank"], t["tab_hash"],
+                             t["byte_rank"], t["pair_key"], t["pair_val"], *cache, self.heap_from, piece_end)
+        if len(texts) == 1:
+            return ids, np.array([len(ids)], np.int64)
+        return ids, np.concatenate([[0], piece_end])[pieces_end]
 
 
 def _new_cache(size: int):
@@ -410,8 +433,10 @@ def _bpe_heap(data, a, b, byte_rank, pair_key, pair_val, ids, rk, nxt, prv, heap
 
 @_kernel
 def _encode_pieces(data, starts, ends, tok_bytes, tok_off, tab_rank, tab_hash, byte_rank, pair_key, pair_val,
-                   c_hash, c_len, c_bytes, c_ntok, c_toks, heap_from):
-    """Token ids of all pieces data[starts[p]:ends[p]]: whole-token lookup, else the cache, else BPE."""
+                   c_hash, c_len, c_bytes, c_ntok, c_toks, heap_from, piece_end):
+    """Token ids of all pieces data[starts[p]:ends[p]]: whole-token lookup, else the cache, else BPE.
+
+    piece_end: (n_pieces,) filled with the end of each piece's ids in the output, or (0,) for none."""
     n_pieces = starts.shape[0]
     total = 0
     longest = 1
@@ -427,8 +452,11 @@ def _encode_pieces(data, starts, ends, tok_bytes, tok_off, tab_rank, tab_hash, b
     heap = np.empty(3 * big, np.int64)
     cmask = np.uint64(max(c_len.shape[0], 1) - 1)
     use_cache = c_len.shape[0] > 0
+    want_ends = piece_end.shape[0] > 0
     m_out = 0
     for p in range(n_pieces):
+        if want_ends and p > 0:
+            piece_end[p - 1] = m_out
         a, b = starts[p], ends[p]
         L = b - a
         if L == 1:
@@ -468,4 +496,6 @@ def _encode_pieces(data, starts, ends, tok_bytes, tok_off, tab_rank, tab_hash, b
             for k in range(m_new - m_out):
                 c_toks[slot, k] = out[m_out + k]
         m_out = m_new
+    if want_ends:
+        piece_end[n_pieces - 1] = m_out
     return out[:m_out]

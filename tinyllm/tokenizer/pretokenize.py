@@ -116,14 +116,23 @@ def _check_utf8(buf: np.ndarray) -> None:
 
 
 def _fast_bounds(buf: np.ndarray, regex_str: str | None) -> np.ndarray | None:
-    n = buf.shape[0]
+    scan = _fast_scanner(regex_str)
+    return None if scan is None else scan(buf, np.array([buf.shape[0]], np.int64))[0]
+
+
+def _fast_scanner(regex_str: str | None):
+    """For a pattern with a Numba scanner (or None), the function (uint8 array of texts one after the
+    other, text_end (n_texts,) byte offsets) -> (bounds, pieces_end) (see _scan_texts); else None."""
     if regex_str is None:
-        return np.array([0, n] if n else [0], dtype=np.int64)
-    name = pattern_name(regex_str)
-    if name not in _SCANNERS:
+        def whole(buf, text_end):
+            ends = np.unique(text_end)  # an empty text has no piece
+            return np.concatenate([[0], ends[ends > 0]]).astype(np.int64), np.searchsorted(ends[ends > 0], text_end, "right")
+        return whole
+    kind = _SCANNERS.get(pattern_name(regex_str))
+    if kind is None:
         return None
-    ci_cps, ci_letters = casefold_letters()
-    return _SCANNERS[name](buf, char_flags(), ci_cps, ci_letters)
+    flags, (ci_cps, ci_letters) = char_flags(), casefold_letters()
+    return lambda buf, text_end: _scan_texts(kind, buf, text_end, flags, ci_cps, ci_letters)
 
 
 def _regex_spans(buf: np.ndarray, regex_str: str) -> tuple[np.ndarray, np.ndarray]:
@@ -268,17 +277,25 @@ def _space_then_other(data, i, c, f, j, n, flags):
 
 # ----------------------------------------------------------------------------------------------
 # The scanners: one per pattern, each the pattern's alternation written out branch by branch.
-# Each returns bounds (n_pieces + 1,) int64; every character belongs to exactly one piece.
+# Each appends the end of every piece of data[lo:hi] to bounds[nb + 1:] (every character belongs
+# to exactly one piece) and returns (bounds, nb), bounds grown when full.
 # ----------------------------------------------------------------------------------------------
 
+@_helper
+def _push(bounds, nb, end):
+    if nb + 1 >= bounds.shape[0]:
+        grown = np.empty(2 * bounds.shape[0], np.int64)
+        grown[:nb + 1] = bounds[:nb + 1]
+        bounds = grown
+    bounds[nb + 1] = end
+    return bounds, nb + 1
+
+
 @_kernel
-def _scan_gpt2(data, flags, ci_cps, ci_letters):
+def _scan_gpt2(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     """'(?:[sdmt]|ll|ve|re)| ?\\p{L}++| ?\\p{N}++| ?[^\\s\\p{L}\\p{N}]++|\\s++$|\\s+(?!\\S)|\\s"""
-    n = data.shape[0]
-    bounds = np.empty(n + 1, np.int64)
-    bounds[0] = 0
-    nb = 0
-    i = 0
+    n = hi
+    i = lo
     while i < n:
         c, w = _decode(data, i, n)
         f = flags[c] & 7
@@ -299,20 +316,16 @@ def _scan_gpt2(data, flags, ci_cps, ci_letters):
                 # \s++$ takes a run that reaches the end; \s+(?!\S) leaves the last char of a longer
                 # run to the next piece; \s takes one char.
                 end = n if p == n else (last if last > i else j)
-        nb += 1
-        bounds[nb] = end
+        bounds, nb = _push(bounds, nb, end)
         i = end
-    return bounds[:nb + 1].copy()
+    return bounds, nb
 
 
 @_kernel
-def _scan_gpt4(data, flags, ci_cps, ci_letters):
+def _scan_gpt4(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     """'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s"""
-    n = data.shape[0]
-    bounds = np.empty(n + 1, np.int64)
-    bounds[0] = 0
-    nb = 0
-    i = 0
+    n = hi
+    i = lo
     while i < n:
         c, w = _decode(data, i, n)
         f = flags[c] & 7
@@ -343,10 +356,9 @@ def _scan_gpt4(data, flags, ci_cps, ci_letters):
                 end = crlf_end  # \s*[\r\n]: up to the run's last newline
             else:
                 end = last if last > i else j  # \s+(?!\S) | \s
-        nb += 1
-        bounds[nb] = end
+        bounds, nb = _push(bounds, nb, end)
         i = end
-    return bounds[:nb + 1].copy()
+    return bounds, nb
 
 
 @_helper
@@ -398,16 +410,13 @@ def _o200k_upper_word(data, s, n, flags, ci_cps, ci_letters):
 
 
 @_kernel
-def _scan_o200k(data, flags, ci_cps, ci_letters):
+def _scan_o200k(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     """GPT-4o: P?U*L+C? | P?U+L*C? | \\p{N}{1,3} | ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*' | \\s*[\\r\\n]+ | \\s+(?!\\S) | \\s+
 
     P = [^\\r\\n\\p{L}\\p{N}], U = upper-ish, L = lower-ish, C = a contraction (see patterns.py).
     """
-    n = data.shape[0]
-    bounds = np.empty(n + 1, np.int64)
-    bounds[0] = 0
-    nb = 0
-    i = 0
+    n = hi
+    i = lo
     while i < n:
         c, w = _decode(data, i, n)
         f = flags[c] & 7
@@ -440,10 +449,31 @@ def _scan_o200k(data, flags, ci_cps, ci_letters):
                 end = n  # \s+(?!\S) at the end
             else:
                 end = last if last > i else j  # \s+(?!\S) | \s+
-        nb += 1
-        bounds[nb] = end
+        bounds, nb = _push(bounds, nb, end)
         i = end
-    return bounds[:nb + 1].copy()
+    return bounds, nb
 
 
-_SCANNERS = {"gpt2": _scan_gpt2, "gpt4": _scan_gpt4, "o200k": _scan_o200k}
+_SCANNERS = {"gpt2": 0, "gpt4": 1, "o200k": 2}
+
+
+@_kernel
+def _scan_texts(kind, data, text_end, flags, ci_cps, ci_letters):
+    """Bounds of the pieces of every text data[text_end[k-1]:text_end[k]] (text_end[-1] = 0), as
+    one list: the pieces of text k end at text_end[k], where those of text k+1 begin. Returns
+    (bounds (n_pieces + 1,), pieces_end (n_texts,): the number of pieces up to the end of each text)."""
+    bounds = np.empty(data.shape[0] // 4 + 16, np.int64)  # grown when a text has short pieces
+    bounds[0] = 0
+    nb = 0
+    pieces_end = np.empty(text_end.shape[0], np.int64)
+    lo = 0
+    for k in range(text_end.shape[0]):
+        if kind == 0:
+            bounds, nb = _scan_gpt2(data, lo, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
+        elif kind == 1:
+            bounds, nb = _scan_gpt4(data, lo, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
+        else:
+            bounds, nb = _scan_o200k(data, lo, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
+        pieces_end[k] = nb
+        lo = text_end[k]
+    return bounds[:nb + 1], pieces_end
