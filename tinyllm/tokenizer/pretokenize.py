@@ -31,14 +31,14 @@ import numba
 import numpy as np
 
 from tinyllm.tokenizer.patterns import pattern_name, resolve_pattern
-from tinyllm.tokenizer.unicode_tables import LOWERISH, UPPERISH, casefold_letters, char_flags
+from tinyllm.tokenizer.unicode_tables import (LETTER, LOWERISH, NUMBER, SPACE, UPPERISH, casefold_letters, char_flags,
+                                              decode_utf8, letter_of, run_of_bit, run_of_group)
 
 _kernel = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True)
 
 # class groups: (flags & 7) is exactly one of these, letter/number/space being disjoint
-_OTHER, _LETTER, _NUMBER, _SPACE = 0, 1, 2, 4
-_INVALID = 0xFFFD  # stands in for a malformed byte (class "other"); never seen in str.encode() output
+_OTHER, _LETTER, _NUMBER, _SPACE = 0, LETTER, NUMBER, SPACE
 
 
 def split_reference(text: str, pattern: str | None) -> list[str]:
@@ -147,100 +147,34 @@ def _regex_spans(buf: np.ndarray, regex_str: str) -> tuple[np.ndarray, np.ndarra
 
 
 # ----------------------------------------------------------------------------------------------
-# Numba building blocks: decode one code point, runs of a class, contractions
+# Numba building blocks shared by the scanners (decoding and class runs are in unicode_tables.py)
 # ----------------------------------------------------------------------------------------------
-
-@_helper
-def _decode(data, i, n):
-    """(code point, byte length) of the UTF-8 character starting at data[i]."""
-    b0 = np.int64(data[i])
-    if b0 < 0x80:
-        return b0, 1
-    if b0 < 0xC0:  # a stray continuation byte
-        return _INVALID, 1
-    if b0 < 0xE0:
-        if i + 1 >= n:
-            return _INVALID, 1
-        return ((b0 & 0x1F) << 6) | (np.int64(data[i + 1]) & 0x3F), 2
-    if b0 < 0xF0:
-        if i + 2 >= n:
-            return _INVALID, 1
-        return ((b0 & 0x0F) << 12) | ((np.int64(data[i + 1]) & 0x3F) << 6) | (np.int64(data[i + 2]) & 0x3F), 3
-    if i + 3 >= n:
-        return _INVALID, 1
-    c = (((b0 & 0x07) << 18) | ((np.int64(data[i + 1]) & 0x3F) << 12)
-         | ((np.int64(data[i + 2]) & 0x3F) << 6) | (np.int64(data[i + 3]) & 0x3F))
-    # subtle: flags has 0x110000 entries and Numba does not check bounds; clamp bad 4-byte forms
-    return (c if c < 0x110000 else _INVALID), 4
-
-
-@_helper
-def _run(data, i, n, flags, group):
-    """Byte offset after the longest run, from i, of characters whose (flags & 7) == group."""
-    while i < n:
-        b = data[i]
-        if b < 0x80:  # ASCII: no decoding
-            if (flags[b] & 7) != group:
-                break
-            i += 1
-        else:
-            c, w = _decode(data, i, n)
-            if (flags[c] & 7) != group:
-                break
-            i += w
-    return i
-
-
-@_helper
-def _run_bit(data, i, n, flags, bit):
-    """Byte offset after the longest run, from i, of characters that have `bit` set."""
-    while i < n:
-        c, w = _decode(data, i, n)
-        if (flags[c] & bit) == 0:
-            break
-        i += w
-    return i
-
-
-@_helper
-def _letter(c, ci, ci_cps, ci_letters):
-    """The lowercase ASCII letter that c matches (case-insensitively when ci), else 0."""
-    if c < 128:
-        if ci and 65 <= c <= 90:
-            return c | 0x20
-        return c
-    if ci:
-        for k in range(ci_cps.shape[0]):
-            if ci_cps[k] == c:
-                return np.int64(ci_letters[k])
-    return 0
-
 
 @_helper
 def _contraction(data, j, n, ci, ci_cps, ci_letters):
     """End offset of s|d|m|t|ll|ve|re starting at j (just after an apostrophe), or -1."""
     if j >= n:
         return -1
-    c1, w1 = _decode(data, j, n)
-    l1 = _letter(c1, ci, ci_cps, ci_letters)
+    c1, w1 = decode_utf8(data, j, n)
+    l1 = letter_of(c1, ci, ci_cps, ci_letters)
     if l1 == 115 or l1 == 100 or l1 == 109 or l1 == 116:  # s d m t
         return j + w1
     if j + w1 < n and (l1 == 108 or l1 == 118 or l1 == 114):  # l v r
-        c2, w2 = _decode(data, j + w1, n)
-        l2 = _letter(c2, ci, ci_cps, ci_letters)
+        c2, w2 = decode_utf8(data, j + w1, n)
+        l2 = letter_of(c2, ci, ci_cps, ci_letters)
         if (l1 == 108 and l2 == 108) or (l1 != 108 and l2 == 101):  # ll ve re
             return j + w1 + w2
     return -1
 
 
 @_helper
-def _space_run(data, i, j, n, flags):
+def _spacerun_of_group(data, i, j, n, flags):
     """A whitespace run from i (first char ends at j): (end, start of its last char, end of its last \\r or \\n or -1)."""
     last = i
     crlf_end = j if (data[i] == 10 or data[i] == 13) else -1
     p = j
     while p < n:
-        c, w = _decode(data, p, n)
+        c, w = decode_utf8(data, p, n)
         if (flags[c] & 7) != _SPACE:
             break
         if c == 10 or c == 13:
@@ -255,7 +189,7 @@ def _digits(data, j, n, flags, most):
     """End of \\p{N}{1,most} whose first digit ends at j."""
     count = 1
     while count < most and j < n:
-        c, w = _decode(data, j, n)
+        c, w = decode_utf8(data, j, n)
         if (flags[c] & 7) != _NUMBER:
             break
         j += w
@@ -269,7 +203,7 @@ def _space_then_other(data, i, c, f, j, n, flags):
     if f == _OTHER:
         return j
     if c == 32 and j < n:
-        c2, w2 = _decode(data, j, n)
+        c2, w2 = decode_utf8(data, j, n)
         if (flags[c2] & 7) == _OTHER:
             return j + w2
     return -1
@@ -297,22 +231,22 @@ def _scan_gpt2(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     n = hi
     i = lo
     while i < n:
-        c, w = _decode(data, i, n)
+        c, w = decode_utf8(data, i, n)
         f = flags[c] & 7
         j = i + w
         end = -1
         if c == 39:  # '(?:[sdmt]|ll|ve|re), case-sensitive
             end = _contraction(data, j, n, False, ci_cps, ci_letters)
         if end < 0 and c == 32 and j < n:  # ' ?X++' with the space: X is the next char's class
-            c2, w2 = _decode(data, j, n)
+            c2, w2 = decode_utf8(data, j, n)
             g2 = flags[c2] & 7
             if g2 != _SPACE:
-                end = _run(data, j + w2, n, flags, g2)
+                end = run_of_group(data, j + w2, n, flags, g2)
         if end < 0:
             if f != _SPACE:  # 'X++' without the space
-                end = _run(data, j, n, flags, f)
+                end = run_of_group(data, j, n, flags, f)
             else:
-                p, last, _ = _space_run(data, i, j, n, flags)
+                p, last, _ = _spacerun_of_group(data, i, j, n, flags)
                 # \s++$ takes a run that reaches the end; \s+(?!\S) leaves the last char of a longer
                 # run to the next piece; \s takes one char.
                 end = n if p == n else (last if last > i else j)
@@ -327,7 +261,7 @@ def _scan_gpt4(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     n = hi
     i = lo
     while i < n:
-        c, w = _decode(data, i, n)
+        c, w = decode_utf8(data, i, n)
         f = flags[c] & 7
         j = i + w
         end = -1
@@ -335,21 +269,21 @@ def _scan_gpt4(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
             end = _contraction(data, j, n, True, ci_cps, ci_letters)
         if end < 0:
             if f == _LETTER:
-                end = _run(data, j, n, flags, _LETTER)
+                end = run_of_group(data, j, n, flags, _LETTER)
             elif f != _NUMBER and c != 10 and c != 13 and j < n:  # one [^\r\n\p{L}\p{N}] before letters
-                c2, w2 = _decode(data, j, n)
+                c2, w2 = decode_utf8(data, j, n)
                 if (flags[c2] & 7) == _LETTER:
-                    end = _run(data, j + w2, n, flags, _LETTER)
+                    end = run_of_group(data, j + w2, n, flags, _LETTER)
         if end < 0 and f == _NUMBER:
             end = _digits(data, j, n, flags, 3)
         if end < 0:
             s = _space_then_other(data, i, c, f, j, n, flags)
             if s >= 0:
-                end = _run(data, s, n, flags, _OTHER)
+                end = run_of_group(data, s, n, flags, _OTHER)
                 while end < n and (data[end] == 10 or data[end] == 13):
                     end += 1
         if end < 0:  # whitespace
-            p, last, crlf_end = _space_run(data, i, j, n, flags)
+            p, last, crlf_end = _spacerun_of_group(data, i, j, n, flags)
             if p == n:
                 end = n  # \s++$
             elif crlf_end >= 0:
@@ -382,7 +316,7 @@ def _o200k_lower_word(data, s, n, flags, ci_cps, ci_letters):
     p = s
     last_lower = -1
     while p < n:
-        c, w = _decode(data, p, n)
+        c, w = decode_utf8(data, p, n)
         if (flags[c] & UPPERISH) == 0:
             break
         if flags[c] & LOWERISH:
@@ -390,23 +324,23 @@ def _o200k_lower_word(data, s, n, flags, ci_cps, ci_letters):
         p += w
     k = -1
     if p < n:
-        c, w = _decode(data, p, n)
+        c, w = decode_utf8(data, p, n)
         if flags[c] & LOWERISH:
             k = p
     if k < 0:
         k = last_lower
     if k < 0:
         return -1
-    return _o200k_contraction(data, _run_bit(data, k, n, flags, LOWERISH), n, ci_cps, ci_letters)
+    return _o200k_contraction(data, run_of_bit(data, k, n, flags, LOWERISH), n, ci_cps, ci_letters)
 
 
 @_helper
 def _o200k_upper_word(data, s, n, flags, ci_cps, ci_letters):
     """[UPPER]+[LOWER]* from s (then a contraction); -1 if none."""
-    p = _run_bit(data, s, n, flags, UPPERISH)
+    p = run_of_bit(data, s, n, flags, UPPERISH)
     if p == s:
         return -1
-    return _o200k_contraction(data, _run_bit(data, p, n, flags, LOWERISH), n, ci_cps, ci_letters)
+    return _o200k_contraction(data, run_of_bit(data, p, n, flags, LOWERISH), n, ci_cps, ci_letters)
 
 
 @_kernel
@@ -418,7 +352,7 @@ def _scan_o200k(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     n = hi
     i = lo
     while i < n:
-        c, w = _decode(data, i, n)
+        c, w = decode_utf8(data, i, n)
         f = flags[c] & 7
         j = i + w
         # subtle: P? is greedy but not possessive: each word branch is tried with the leading
@@ -438,11 +372,11 @@ def _scan_o200k(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
         if end < 0:
             s = _space_then_other(data, i, c, f, j, n, flags)
             if s >= 0:
-                end = _run(data, s, n, flags, _OTHER)
+                end = run_of_group(data, s, n, flags, _OTHER)
                 while end < n and (data[end] == 10 or data[end] == 13 or data[end] == 47):  # [\r\n/]*
                     end += 1
         if end < 0:  # whitespace; no \s++$ branch in this pattern, so the newline rule comes first
-            p, last, crlf_end = _space_run(data, i, j, n, flags)
+            p, last, crlf_end = _spacerun_of_group(data, i, j, n, flags)
             if crlf_end >= 0:
                 end = crlf_end  # \s*[\r\n]+
             elif p == n:

@@ -1,4 +1,4 @@
-"""Unicode character classes as a lookup table, for the Numba pre-tokenizer.
+"""Characters for the Numba pre-tokenizer: Unicode classes as a lookup table, UTF-8 decoding.
 
 The split patterns (patterns.py) ask three questions of every character: is it
 a letter (``\\p{L}``), a number (``\\p{N}``), whitespace (``\\s``)? GPT-4o's
@@ -20,6 +20,12 @@ the Unicode version that ``regex`` ships. It is built lazily on first use
 (about 0.1 s: one ``regex.finditer`` per class over a string of all code points)
 and kept for the life of the process; no import-time work.
 
+The kernels read text as UTF-8 bytes and decode one code point at a time
+(``decode_utf8``: 1 to 4 bytes, the lead byte says how many), then look its
+class up: ``run_of_group`` and ``run_of_bit`` find where a run of letters (or
+digits, or spaces, or "other") ends, the building block of every branch of the
+split patterns.
+
 Case-insensitive contractions (``'(?i:s|t|...)``) need one more answer: which
 code points match an ASCII letter case-insensitively. That is the ASCII pair
 plus, in the ``regex`` module, U+017F LATIN SMALL LETTER LONG S for "s" (Unicode
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 
 LETTER = 1  # \p{L}
@@ -39,6 +46,8 @@ UPPERISH = 8  # [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
 LOWERISH = 16  # [\p{Ll}\p{Lm}\p{Lo}\p{M}]
 
 N_CODE_POINTS = 0x110000
+_INVALID = 0xFFFD  # stands in for a malformed byte (class "other"); never seen in str.encode() output
+_kernel_helper = numba.njit(cache=True)
 CONTRACTION_LETTERS = "sdmtlver"  # the letters after the apostrophe in 's 'd 'm 't 'll 've 're
 
 
@@ -87,3 +96,72 @@ def casefold_letters() -> tuple[np.ndarray, np.ndarray]:
                 cps.append(m.start())
                 letters.append(ord(letter))
     return np.array(cps, dtype=np.int32), np.array(letters, dtype=np.uint8)
+
+
+@_kernel_helper
+def decode_utf8(data, i, n):
+    """(code point, byte length) of the UTF-8 character starting at data[i] (n = end of the data).
+
+    decode_utf8(b"\\xc3\\xa9!", 0, 3) -> (0xE9, 2)    # "é": 110_00011 10_101001 -> 00011_101001
+    """
+    b0 = np.int64(data[i])
+    if b0 < 0x80:
+        return b0, 1
+    if b0 < 0xC0:  # a stray continuation byte
+        return _INVALID, 1
+    if b0 < 0xE0:
+        if i + 1 >= n:
+            return _INVALID, 1
+        return ((b0 & 0x1F) << 6) | (np.int64(data[i + 1]) & 0x3F), 2
+    if b0 < 0xF0:
+        if i + 2 >= n:
+            return _INVALID, 1
+        return ((b0 & 0x0F) << 12) | ((np.int64(data[i + 1]) & 0x3F) << 6) | (np.int64(data[i + 2]) & 0x3F), 3
+    if i + 3 >= n:
+        return _INVALID, 1
+    c = (((b0 & 0x07) << 18) | ((np.int64(data[i + 1]) & 0x3F) << 12)
+         | ((np.int64(data[i + 2]) & 0x3F) << 6) | (np.int64(data[i + 3]) & 0x3F))
+    # subtle: flags has 0x110000 entries and Numba does not check bounds; clamp bad 4-byte forms
+    return (c if c < 0x110000 else _INVALID), 4
+
+
+@_kernel_helper
+def run_of_group(data, i, n, flags, group):
+    """Byte offset after the longest run, from i, of characters whose (flags & 7) == group."""
+    while i < n:
+        b = data[i]
+        if b < 0x80:  # ASCII: no decoding
+            if (flags[b] & 7) != group:
+                break
+            i += 1
+        else:
+            c, w = decode_utf8(data, i, n)
+            if (flags[c] & 7) != group:
+                break
+            i += w
+    return i
+
+
+@_kernel_helper
+def run_of_bit(data, i, n, flags, bit):
+    """Byte offset after the longest run, from i, of characters that have `bit` set."""
+    while i < n:
+        c, w = decode_utf8(data, i, n)
+        if (flags[c] & bit) == 0:
+            break
+        i += w
+    return i
+
+
+@_kernel_helper
+def letter_of(c, ci, ci_cps, ci_letters):
+    """c itself if ASCII, folded to lowercase when ci; a non-ASCII c that ci-matches a contraction letter -> that letter; else 0."""
+    if c < 128:
+        if ci and 65 <= c <= 90:
+            return c | 0x20
+        return c
+    if ci:
+        for k in range(ci_cps.shape[0]):
+            if ci_cps[k] == c:
+                return np.int64(ci_letters[k])
+    return 0
