@@ -92,7 +92,7 @@ def test_tinyshakespeare_reference_equals_tiktoken(gpt2_ranks, gpt2_tiktoken):
 
 
 @pytest.mark.parametrize("text", ["a" * 3000, " " * 5000, "ab" * 2000, "\n" * 999 + "x", "😀" * 700, "1" * 4000,
-                                  "!?" * 1500, "é" * 600 + "e\u0301" * 600])
+                                  "!?" * 1500, "\x00\x01" * 1000, "é" * 600 + "e\u0301" * 600])
 def test_long_pieces(gpt2_tiktoken, gpt2_encoders, text):
     want = gpt2_tiktoken.encode_ordinary(text)
     for name, enc in gpt2_encoders.items():

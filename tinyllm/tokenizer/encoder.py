@@ -118,7 +118,7 @@ class Encoder:
     def encode_ordinary_array(self, text: str) -> np.ndarray:
         """Token ids (n_tokens,) uint32 of text, special tokens treated as plain text."""
         with self._lock:
-            return self._encode([text], self._cache)[0].copy()  # a view into a buffer of one slot per byte
+            return self._encode([text], self._cache)[0].copy()  # a view into a bigger buffer
 
     def encode_ordinary(self, text: str) -> list[int]:
         with self._lock:
@@ -431,6 +431,13 @@ def _bpe_heap(data, a, b, byte_rank, pair_key, pair_val, ids, rk, nxt, prv, heap
     return m_out
 
 
+@_helper
+def _grow(out, used, need):
+    grown = np.empty(max(2 * out.shape[0], need), out.dtype)
+    grown[:used] = out[:used]
+    return grown
+
+
 @_kernel
 def _encode_pieces(data, starts, ends, tok_bytes, tok_off, tab_rank, tab_hash, byte_rank, pair_key, pair_val,
                    c_hash, c_len, c_bytes, c_ntok, c_toks, heap_from, piece_end):
@@ -443,7 +450,7 @@ def _encode_pieces(data, starts, ends, tok_bytes, tok_off, tab_rank, tab_hash, b
     for p in range(n_pieces):
         total += ends[p] - starts[p]
         longest = max(longest, ends[p] - starts[p])
-    out = np.empty(total, np.uint32)  # a piece of L bytes has at most L tokens
+    out = np.empty(total // 2 + 16, np.uint32)  # grown when needed (a piece of L bytes has at most L tokens)
     ids = np.empty(longest, np.int64)
     rk = np.empty(longest, np.int64)
     big = longest if longest >= heap_from else 1
@@ -459,6 +466,8 @@ def _encode_pieces(data, starts, ends, tok_bytes, tok_off, tab_rank, tab_hash, b
             piece_end[p - 1] = m_out
         a, b = starts[p], ends[p]
         L = b - a
+        if m_out + L > out.shape[0]:
+            out = _grow(out, m_out, m_out + L)
         if L == 1:
             out[m_out] = byte_rank[data[a]]
             m_out += 1
