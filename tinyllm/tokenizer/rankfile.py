@@ -1,0 +1,206 @@
+"""Tokenizer files: tiktoken's rank file plus a JSON sidecar.
+
+A byte-level BPE vocabulary is a map token bytes -> rank (= token id). tiktoken
+stores it as text, one token per line, base64 of the bytes, a space, the rank::
+
+    IQ== 0            <- b"!"   (GPT-2's first token)
+    IHRoZQ== 262      <- b" the"
+
+That file alone cannot encode: the split pattern and the special tokens live in
+tiktoken's code. We keep them in a sidecar next to the rank file
+(``tokenizer.tiktoken`` -> ``tokenizer.tiktoken.json``)::
+
+    {"format": "tinyllm-bpe", "format_version": 1, "pattern": "...", "pattern_name": "gpt2",
+     "special_tokens": {"<|endoftext|>": 50256}, "n_ranks": 50256, "rank_file_sha256": "..."}
+
+Reading checks what a BPE vocabulary must satisfy, and names the line that breaks it:
+every line "<base64> <rank>", no token or rank twice, ranks 0..N-1 without gaps,
+all 256 single bytes present, and every longer token buildable: some split of its
+bytes into two tokens that both have a lower rank (the merge that made it). The
+sidecar's hash of the rank file catches a rank file replaced without its sidecar.
+Writes are atomic (a temporary file in the same folder, then os.replace).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+FORMAT = "tinyllm-bpe"
+FORMAT_VERSION = 1
+
+
+class RankFileError(ValueError):
+    """A rank file or its sidecar is malformed or inconsistent (the message names the file and line)."""
+
+
+def sidecar_path(path) -> Path:
+    """The JSON sidecar of a rank file: tokenizer.tiktoken -> tokenizer.tiktoken.json."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def validate_ranks(entries, source: str = "ranks") -> dict[bytes, int]:
+    """Check a vocabulary given as (token bytes, rank, where) triples; return it as a dict bytes -> rank.
+
+    `where` names the entry in errors ("line 12"). See the module docstring for the rules.
+    validate_ranks([(bytes([i]), i, f"rank {i}") for i in range(256)]) -> {b"\\x00": 0, ...}
+    """
+    ranks: dict[bytes, int] = {}
+    where_token: dict[bytes, str] = {}
+    where_rank: dict[int, str] = {}
+    for token, rank, where in entries:
+        if not isinstance(token, (bytes, bytearray)) or len(token) == 0:
+            raise RankFileError(f"{source}, {where}: a token must be non-empty bytes, got {token!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+            raise RankFileError(f"{source}, {where}: a rank must be an int >= 0, got {rank!r}")
+        token = bytes(token)
+        if token in ranks:
+            raise RankFileError(f"{source}, {where}: token {token!r} appears twice (also at {where_token[token]})")
+        if rank in where_rank:
+            raise RankFileError(f"{source}, {where}: rank {rank} appears twice (also at {where_rank[rank]})")
+        ranks[token] = rank
+        where_token[token] = where
+        where_rank[rank] = where
+    n = len(ranks)
+    if n and max(where_rank) != n - 1:
+        missing = next(r for r in range(n) if r not in where_rank)
+        raise RankFileError(f"{source}: ranks must be 0..{n - 1} without gaps, but rank {missing} is missing "
+                            f"(largest rank {max(where_rank)})")
+    missing_bytes = [b for b in range(256) if bytes([b]) not in ranks]
+    if missing_bytes:
+        raise RankFileError(f"{source}: byte-level BPE needs a token for each of the 256 bytes; "
+                            f"{len(missing_bytes)} are missing, e.g. byte 0x{missing_bytes[0]:02x}")
+    for token, rank in ranks.items():
+        if len(token) > 1 and not _buildable(token, rank, ranks):
+            raise RankFileError(f"{source}, {where_token[token]}: token {token!r} (rank {rank}) is not two earlier "
+                                "tokens joined: no split of its bytes into two tokens of lower rank")
+    return ranks
+
+
+def _buildable(token: bytes, rank: int, ranks: dict[bytes, int]) -> bool:
+    for k in range(1, len(token)):
+        left, right = ranks.get(token[:k]), ranks.get(token[k:])
+        if left is not None and right is not None and left < rank and right < rank:
+            return True
+    return False
+
+
+def check_ranks(ranks: dict[bytes, int], source: str = "ranks") -> dict[bytes, int]:
+    """validate_ranks for a dict (errors name the rank)."""
+    if not isinstance(ranks, dict):
+        raise TypeError(f"{source} must be a dict bytes -> int, got {type(ranks).__name__}")
+    return validate_ranks(((t, r, f"rank {r}") for t, r in ranks.items()), source)
+
+
+def read_ranks(path) -> dict[bytes, int]:
+    """Read and check a tiktoken rank file (errors name the line)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no rank file at {path}") from None
+    return validate_ranks(_parse(data, str(path)), str(path))
+
+
+def _parse(data: bytes, source: str):
+    for line_no, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise RankFileError(f"{source}, line {line_no}: expected '<base64 token> <rank>', got {line[:80]!r}")
+        try:
+            token = base64.b64decode(fields[0], validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise RankFileError(f"{source}, line {line_no}: bad base64 {fields[0][:80]!r} ({e})") from None
+        try:
+            rank = int(fields[1])
+        except ValueError:
+            raise RankFileError(f"{source}, line {line_no}: the rank {fields[1][:40]!r} is not an integer") from None
+        yield token, rank, f"line {line_no}"
+
+
+def format_ranks(ranks: dict[bytes, int]) -> bytes:
+    """The rank file's text: one "<base64 token> <rank>" line per token, by rank."""
+    return b"".join(base64.b64encode(t) + b" %d\n" % r for t, r in sorted(ranks.items(), key=lambda kv: kv[1]))
+
+
+def atomic_write(path, data: bytes) -> None:
+    """Write data to path so that a reader sees the old file or the new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save(path, ranks: dict[bytes, int], pattern: str | None, special_tokens: dict[str, int]) -> None:
+    """Write the rank file at path and its sidecar (sidecar_path(path)), each atomically."""
+    from .patterns import pattern_name
+
+    path = Path(path)
+    if not path.parent.exists():
+        raise FileNotFoundError(f"cannot save a tokenizer to {path}: the folder {path.parent} does not exist")
+    data = format_ranks(ranks)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "pattern": pattern,
+        "pattern_name": pattern_name(pattern),
+        "special_tokens": dict(special_tokens),
+        "n_ranks": len(ranks),
+        "rank_file": path.name,
+        "rank_file_sha256": hashlib.sha256(data).hexdigest(),
+    }
+    atomic_write(path, data)
+    atomic_write(sidecar_path(path), (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def load(path) -> tuple[dict[bytes, int], str | None, dict[str, int]]:
+    """Read a rank file and its sidecar -> (ranks, pattern, special_tokens), all checked."""
+    path = Path(path)
+    side = sidecar_path(path)
+    if not side.exists():
+        raise FileNotFoundError(f"no sidecar {side} next to {path}; for a bare tiktoken rank file use "
+                                "BPETokenizer.from_tiktoken(path, pattern=...)")
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RankFileError(f"{side}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise RankFileError(f"{side}: not a tinyllm tokenizer sidecar (expected \"format\": \"{FORMAT}\")")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise RankFileError(f"{side}: format_version {meta.get('format_version')!r} is not supported "
+                            f"(this tinyllm reads version {FORMAT_VERSION})")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no rank file at {path} (its sidecar {side} exists)") from None
+    if meta.get("rank_file_sha256") not in (None, hashlib.sha256(data).hexdigest()):
+        raise RankFileError(f"{path} does not match its sidecar {side} (sha256 differs): "
+                            "the rank file was changed or replaced without its sidecar")
+    ranks = validate_ranks(_parse(data, str(path)), str(path))
+    if meta.get("n_ranks") not in (None, len(ranks)):
+        raise RankFileError(f"{side}: says {meta['n_ranks']} ranks but {path} has {len(ranks)}")
+    pattern = meta.get("pattern")
+    if pattern is not None and not isinstance(pattern, str):
+        raise RankFileError(f"{side}: \"pattern\" must be a regex string or null, got {pattern!r}")
+    special = meta.get("special_tokens", {})
+    if not isinstance(special, dict) or not all(isinstance(k, str) and isinstance(v, int) for k, v in special.items()):
+        raise RankFileError(f"{side}: \"special_tokens\" must map strings to integer ids")
+    return ranks, pattern, special
