@@ -327,6 +327,7 @@ def test_bpe_tokenizer_build_save_load_encode(tmp_path):
     assert isinstance(tok, BPETokenizer) and tok.vocab_size == 300
     assert save_tokenizer(tok, tmp_path) == tmp_path / "tokenizer.tiktoken"
     again = load_tokenizer(tmp_path)
+    assert again.ranks == tok.ranks and load_tokenizer(tmp_path / "tokenizer.tiktoken").ranks == tok.ranks
     ids = encode_corpus(text, again)
     assert ids.dtype == np.uint16 and ids.tolist() == tok.encode_ordinary(text)
     assert len(ids) < len(text) and again.decode(ids.tolist()) == text
