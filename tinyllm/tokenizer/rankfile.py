@@ -112,9 +112,9 @@ def _parse(data: bytes, source: str):
     for line_no, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
-        fields = line.split()
+        fields = [f.decode("ascii", "replace") for f in line.split()]
         if len(fields) != 2:
-            raise RankFileError(f"{source}, line {line_no}: expected '<base64 token> <rank>', got {line[:80]!r}")
+            raise RankFileError(f"{source}, line {line_no}: expected '<base64 token> <rank>', got {line[:80].decode('utf-8', 'replace')!r}")
         try:
             token = base64.b64decode(fields[0], validate=True)
         except (binascii.Error, ValueError) as e:
