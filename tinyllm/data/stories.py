@@ -12,7 +12,7 @@ in the spirit of TinyStories (Eldan & Li 2023) from a hand-written grammar:
 Characters (a name, a kind, a pronoun), places and objects are drawn from short
 lists; every arc is a fixed sequence of steps, each with a few interchangeable
 templates and a line or two of dialogue. The text uses only ASCII letters, a
-little punctuation, spaces and newlines (55 distinct characters), so a
+little punctuation, spaces and newlines (54 distinct characters), so a
 character-level model sees the same words again and again and soon writes
 recognisable stories of its own.
 
