@@ -4,6 +4,7 @@
     tinyllm train [--preset NAME] [--data NAME|PATH] [--tokenizer char|bpe:VOCAB] [--out DIR]
                   [--resume] [--max-iters N] [--<any TrainConfig or GPTConfig field> VALUE]
     tinyllm sample --ckpt DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]
+    tinyllm tokenize TEXT [--vocab FILE | --gpt2-ranks FILE] [--html FILE]   colored token spans and ids
     tinyllm demo [--steps N] [--device cpu|strict|cuda]   train a tiny MLP with autograd, check a gradient
 
 Every subcommand imports what it needs when it runs, so `tinyllm --help` is instant.
@@ -139,6 +140,12 @@ def _sample(args) -> int:
     return 0
 
 
+def _tokenize(args) -> int:
+    from tinyllm.tokenizer.visualize import tokenize_command
+
+    return tokenize_command(args)
+
+
 def _demo(args) -> int:
     from tinyllm.backend import keep_host_memory
     from tinyllm.demo import run_demo
@@ -179,6 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--num-samples", type=_positive_int, default=1)
     s.set_defaults(func=_sample)
+
+    k = sub.add_parser("tokenize", help="show how a tokenizer cuts text into tokens (colored spans and ids)")
+    k.add_argument("text", help="the text to tokenize ('-' reads standard input)")
+    which = k.add_mutually_exclusive_group()
+    which.add_argument("--vocab", metavar="FILE", help="a tinyllm tokenizer file (tokenizer.tiktoken / tokenizer.json)")
+    which.add_argument("--gpt2-ranks", metavar="FILE", help="GPT-2's rank file (gpt2.tiktoken) with the GPT-2 pattern")
+    k.add_argument("--html", metavar="FILE", default=None, help="also write a standalone HTML page")
+    k.add_argument("--no-color", action="store_true", help="brackets instead of ANSI colors")
+    k.set_defaults(func=_tokenize)
 
     d = sub.add_parser("demo", help="train a tiny MLP with tinyllm's autograd and check one gradient")
     d.add_argument("--steps", type=_positive_int, default=300, help="optimizer steps (default 300)")
