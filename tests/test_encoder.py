@@ -58,6 +58,13 @@ def gpt2_encoder_for(gpt2_ranks):
     return functools.lru_cache(maxsize=None)(lambda pattern: Encoder(gpt2_ranks, pattern))
 
 
+@pytest.fixture(scope="module")
+def gpt2_tiktoken_for(gpt2_ranks):
+    """pattern -> tiktoken's Encoding of GPT-2's ranks with that pattern, built once."""
+    return functools.lru_cache(maxsize=None)(lambda pattern: tiktoken.Encoding(
+        f"gpt2-ranks-{pattern}", pat_str=resolve_pattern(pattern), mergeable_ranks=gpt2_ranks, special_tokens={}))
+
+
 def test_worked_example():
     ranks = {bytes([b]): b for b in range(256)}
     ranks.update({b"ab": 256, b"bc": 257, b"abc": 258})
@@ -76,6 +83,13 @@ def test_gpt2_ranks_equal_tiktoken(gpt2_ranks, gpt2_tiktoken, gpt2_encoders, tex
     assert encode_ordinary_reference(text, gpt2_ranks, "gpt2") == want
     for name, enc in gpt2_encoders.items():
         assert enc.encode_ordinary(text) == want, name
+
+
+@pytest.mark.parametrize("pattern", ["gpt4", "o200k"])
+@given(text=unicode_texts())
+def test_other_patterns_equal_tiktoken(gpt2_tiktoken_for, gpt2_encoder_for, pattern, text):
+    """The gpt4 and o200k scanners with GPT-2's ranks: tiktoken's regex engine (Rust) splits the same way."""
+    assert gpt2_encoder_for(pattern).encode_ordinary(text) == gpt2_tiktoken_for(pattern).encode_ordinary(text)
 
 
 def test_tinyshakespeare_equals_tiktoken(gpt2_tiktoken, gpt2_encoders):
