@@ -118,10 +118,11 @@ def train_hf(text: str, vocab: int):
 
 
 def bench_train(args, text: str) -> list[tuple]:
-    from tinyllm.tokenizer import BPETokenizer, reference
+    from tinyllm.tokenizer import BPETokenizer, reference, resolve_pattern
 
     def train_reference(vocab):
-        merges, vocab_bytes = reference.train_reference(reference.count_pretokens(text, "gpt2"), vocab)
+        word_counts = reference.count_pretokens(text, resolve_pattern("gpt2"))  # takes the regex, not its name
+        merges, vocab_bytes = reference.train_reference(word_counts, vocab)
         return len(vocab_bytes)
 
     sizes = {}
@@ -162,7 +163,7 @@ def main(argv=None) -> None:
     p.add_argument("--rounds", type=int, default=11, help="timed rounds per contender (medians are reported)")
     p.add_argument("--vocab", type=int, default=4096, help="vocabulary size for training (part b)")
     p.add_argument("--reference-vocab", type=int, default=None, help="smaller budget for the pure-Python trainer")
-    p.add_argument("--reference-runs", type=int, default=1, help="runs of the pure-Python trainer (it is slow)")
+    p.add_argument("--reference-runs", type=int, default=3, help="runs of the pure-Python trainer (after the others)")
     p.add_argument("--data-dir", default=None, help="folder with tinyshakespeare.txt and gpt2.tiktoken")
     p.add_argument("--quick", action="store_true", help="smoke test: 200 kB of text, vocab 512, 2 rounds")
     args = p.parse_args(argv)
