@@ -41,7 +41,10 @@ merge) needs to know:
   (ab, c) both make "abc". A rank file maps each byte string to ONE id, so the
   second merge reuses the existing id of "abc": it is recorded in ``merges``
   (left, right, existing id) but does not add a token to the vocabulary, and
-  training goes on until the vocabulary really has ``n_tokens`` entries.
+  training goes on until the vocabulary really has ``n_tokens`` entries. (Starting
+  from single bytes we never saw it happen in a random search over small
+  alphabets; it does happen when training goes on from a given vocabulary, see
+  initial_state, and the tests exercise the rule that way.)
 * Training stops early (with fewer tokens) when no adjacent pair is left.
 * Special tokens are not learned: training text is cut at them (count_pretokens)
   and they get ids after the mergeable ranks (bpe.py).

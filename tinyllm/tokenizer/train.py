@@ -8,7 +8,8 @@ tests check merge for merge); what changes is the bookkeeping, all in flat array
              A merge rewrites a word in place (it only gets shorter).
     pairs    an open-addressing hash table (left, right) -> count, plus the head of
              a linked list of the words that contain the pair (the ``where`` index:
-             merging (a, b) visits only those words, never the whole corpus).
+             merging (a, b) visits only those words, never the whole corpus). One
+             row per pair, so that a pair's fields share a cache line.
     heap     a binary max-heap of (count, pair key): highest count first, then the
              smallest pair (key = left * 2**31 + right orders pairs like (left, right)).
              Entries are never updated in place ("lazy deletion"): a popped entry
@@ -34,14 +35,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .reference import as_texts, count_pretokens, initial_state, replace_surrogates, split_specials
+from .reference import as_texts, initial_state, replace_surrogates, split_specials
 
 EMPTY = -1
-# rows of the pair table
+# columns of the pair table pt (one row per slot): the key, the count, the word list's head,
+# the last word put on that list, the merge step that last marked the pair as touched
 P_LEFT, P_RIGHT, P_COUNT, P_HEAD, P_LAST, P_STAMP = 0, 1, 2, 3, 4, 5
-# rows of the trie-edge table: (node, byte) -> child node
+# columns of the trie-edge table: (node, byte) -> child node
 E_NODE, E_BYTE, E_CHILD = 0, 1, 2
-# rows of tok: per token id, its trie node and where its bytes are in the pool
+# columns of tok (one row per token id): its trie node and where its bytes are in the pool
 T_NODE, T_OFF, T_LEN = 0, 1, 2
 # slots of the scalar state sc
 S_PAIRS, S_EDGES, S_TRIE, S_TOKENS, S_NODES, S_HEAP, S_TOUCHED, S_MERGES, S_POOL, S_STEP, S_DONE = range(11)
@@ -57,7 +59,7 @@ def _hash(left, right, mask):
 
 @njit(cache=True)
 def _find(tab, left, right):
-    """Slot of (left, right) in an open-addressing table (rows 0, 1 = key), or the empty slot for it."""
+    """Slot of (left, right) in an open-addressing table (columns 0, 1 = key), or the empty slot for it."""
     mask = tab.shape[0] - 1
     i = _hash(left, right, mask)
     while tab[i, 0] != EMPTY and (tab[i, 0] != left or tab[i, 1] != right):
@@ -451,7 +453,6 @@ def train_fast(word_counts: dict, n_tokens: int, vocab: list[bytes] | None = Non
     sc[S_TOKENS] = len(vocab)
     sc[S_POOL] = len(pool)
     sc[S_TRIE] = 1  # the root
-    # subtle: one row per slot, so that a pair's fields share a cache line
     pt = np.full((1024, 6), EMPTY, np.int64)
     edges = np.full((1024, 3), EMPTY, np.int64)
     trie_tok = np.full(1024, EMPTY, np.int64)
