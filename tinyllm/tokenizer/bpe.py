@@ -26,6 +26,7 @@ decode(encode(s)) == s for every str without lone surrogates.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -52,7 +53,6 @@ class BPETokenizer:
         self.merges: list[tuple[int, int, int]] | None = None  # (left, right, new id) when trained here
         self._decoder = None
         self._encoder = None
-        self._special_regex = None
 
     # ---- training -------------------------------------------------------------------------
     @classmethod
@@ -176,19 +176,13 @@ class BPETokenizer:
         return allowed & specials, disallowed
 
     def _specials_regex(self):
-        if self._special_regex is None:
-            import regex
-
-            # subtle: longest first, so that of two special tokens starting at the same place the longer wins
-            names = sorted(self.special_tokens, key=lambda s: (-len(s), s))
-            self._special_regex = regex.compile("|".join(regex.escape(s) for s in names)) if names else None
-        return self._special_regex
+        # subtle: longest first, so that of two special tokens starting at the same place the longer wins
+        # (tiktoken's order there is its hash map's; real vocabularies have no such pairs)
+        return _any_of(frozenset(self.special_tokens))
 
     @staticmethod
     def _raise_if_special(text: str, disallowed) -> None:
-        import regex
-
-        m = regex.search("|".join(regex.escape(s) for s in sorted(disallowed, key=lambda s: (-len(s), s))), text)
+        m = _any_of(frozenset(disallowed)).search(text)
         if m is not None:
             token = m.group()
             raise ValueError(
@@ -281,6 +275,14 @@ class BPETokenizer:
         pat = pattern_name(self.pattern) or ("None" if self.pattern is None else "custom")
         return (f"BPETokenizer(vocab_size={self.vocab_size}, ranks={len(self.ranks)}, pattern={pat}, "
                 f"special_tokens={len(self.special_tokens)})")
+
+
+@functools.lru_cache(maxsize=64)
+def _any_of(strings: frozenset):
+    """A compiled regex matching any of the strings (longest first where two start at the same place)."""
+    import regex
+
+    return regex.compile("|".join(regex.escape(s) for s in sorted(strings, key=lambda s: (-len(s), s))))
 
 
 def _check_text(text) -> str:
