@@ -184,3 +184,9 @@ def test_gpt2_ranks():
     assert gpt2.encode("Hello world") == [15496, 995]
     assert gpt2.encode("<|endoftext|>", allowed_special="all") == [50256]
     assert gpt2.decode([15496, 995, 50256]) == "Hello world<|endoftext|>"
+
+
+def test_visualize_method(tok):
+    view = tok.visualize("hello world<|pad|>")
+    html = view._repr_html_()
+    assert "<span" in html and str(tok.encode("hello world<|pad|>", allowed_special="all")[-1]) in html

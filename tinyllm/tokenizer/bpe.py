@@ -216,6 +216,13 @@ class BPETokenizer:
         replaces broken UTF-8 with U+FFFD; errors="strict" raises instead."""
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
+    def visualize(self, text: str, allowed_special="all"):
+        """Which chunk of text became which id: a TokenView (visualize.py) that prints colored spans
+        in a terminal, renders as HTML in Jupyter and writes a page with .to_html(path)."""
+        from .visualize import visualize
+
+        return visualize(self, text, allowed_special=allowed_special)
+
     # ---- tiktoken and files ---------------------------------------------------------------
     @classmethod
     def from_tiktoken(cls, encoding_or_rank_file, pattern=_UNSET, special_tokens: dict[str, int] | None = None,
