@@ -122,17 +122,17 @@ def _fast_bounds(buf: np.ndarray, regex_str: str | None) -> np.ndarray | None:
 
 def _fast_scanner(regex_str: str | None):
     """For a pattern with a Numba scanner (or None), the function (uint8 array of texts one after the
-    other, text_end (n_texts,) byte offsets) -> (bounds, pieces_end) (see _scan_texts); else None."""
+    other, text_end (n_texts,) byte offsets) -> (bounds, pieces_end) (see _scan_texts_gpt2); else None."""
     if regex_str is None:
         def whole(buf, text_end):
             ends = np.unique(text_end)  # an empty text has no piece
             return np.concatenate([[0], ends[ends > 0]]).astype(np.int64), np.searchsorted(ends[ends > 0], text_end, "right")
         return whole
-    kind = _SCANNERS.get(pattern_name(regex_str))
-    if kind is None:
+    scan_texts = _SCANNERS.get(pattern_name(regex_str))
+    if scan_texts is None:
         return None
     flags, (ci_cps, ci_letters) = char_flags(), casefold_letters()
-    return lambda buf, text_end: _scan_texts(kind, buf, text_end, flags, ci_cps, ci_letters)
+    return lambda buf, text_end: scan_texts(buf, text_end, flags, ci_cps, ci_letters)
 
 
 def _regex_spans(buf: np.ndarray, regex_str: str) -> tuple[np.ndarray, np.ndarray]:
@@ -225,7 +225,7 @@ def _push(bounds, nb, end):
     return bounds, nb + 1
 
 
-@_kernel
+@_helper
 def _scan_gpt2(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     """'(?:[sdmt]|ll|ve|re)| ?\\p{L}++| ?\\p{N}++| ?[^\\s\\p{L}\\p{N}]++|\\s++$|\\s+(?!\\S)|\\s"""
     n = hi
@@ -255,7 +255,7 @@ def _scan_gpt2(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     return bounds, nb
 
 
-@_kernel
+@_helper
 def _scan_gpt4(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     """'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s"""
     n = hi
@@ -343,7 +343,7 @@ def _o200k_upper_word(data, s, n, flags, ci_cps, ci_letters):
     return _o200k_contraction(data, run_of_bit(data, p, n, flags, LOWERISH), n, ci_cps, ci_letters)
 
 
-@_kernel
+@_helper
 def _scan_o200k(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     """GPT-4o: P?U*L+C? | P?U+L*C? | \\p{N}{1,3} | ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*' | \\s*[\\r\\n]+ | \\s+(?!\\S) | \\s+
 
@@ -388,26 +388,48 @@ def _scan_o200k(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     return bounds, nb
 
 
-_SCANNERS = {"gpt2": 0, "gpt4": 1, "o200k": 2}
+# One driver per scanner (not one with a switch), so a program compiles only the scanner it uses.
+
+@_helper
+def _new_bounds(data, text_end):
+    bounds = np.empty(data.shape[0] // 4 + 16, np.int64)  # grown when the pieces are short
+    bounds[0] = 0
+    return bounds, np.empty(text_end.shape[0], np.int64)
 
 
 @_kernel
-def _scan_texts(kind, data, text_end, flags, ci_cps, ci_letters):
+def _scan_texts_gpt2(data, text_end, flags, ci_cps, ci_letters):
     """Bounds of the pieces of every text data[text_end[k-1]:text_end[k]] (text_end[-1] = 0), as
     one list: the pieces of text k end at text_end[k], where those of text k+1 begin. Returns
     (bounds (n_pieces + 1,), pieces_end (n_texts,): the number of pieces up to the end of each text)."""
-    bounds = np.empty(data.shape[0] // 4 + 16, np.int64)  # grown when a text has short pieces
-    bounds[0] = 0
+    bounds, pieces_end = _new_bounds(data, text_end)
     nb = 0
-    pieces_end = np.empty(text_end.shape[0], np.int64)
-    lo = 0
     for k in range(text_end.shape[0]):
-        if kind == 0:
-            bounds, nb = _scan_gpt2(data, lo, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
-        elif kind == 1:
-            bounds, nb = _scan_gpt4(data, lo, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
-        else:
-            bounds, nb = _scan_o200k(data, lo, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
+        bounds, nb = _scan_gpt2(data, text_end[k - 1] if k > 0 else 0, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
         pieces_end[k] = nb
-        lo = text_end[k]
     return bounds[:nb + 1], pieces_end
+
+
+@_kernel
+def _scan_texts_gpt4(data, text_end, flags, ci_cps, ci_letters):
+    """_scan_texts_gpt2 with the gpt4 scanner."""
+    bounds, pieces_end = _new_bounds(data, text_end)
+    nb = 0
+    for k in range(text_end.shape[0]):
+        bounds, nb = _scan_gpt4(data, text_end[k - 1] if k > 0 else 0, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
+        pieces_end[k] = nb
+    return bounds[:nb + 1], pieces_end
+
+
+@_kernel
+def _scan_texts_o200k(data, text_end, flags, ci_cps, ci_letters):
+    """_scan_texts_gpt2 with the o200k scanner."""
+    bounds, pieces_end = _new_bounds(data, text_end)
+    nb = 0
+    for k in range(text_end.shape[0]):
+        bounds, nb = _scan_o200k(data, text_end[k - 1] if k > 0 else 0, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
+        pieces_end[k] = nb
+    return bounds[:nb + 1], pieces_end
+
+
+_SCANNERS = {"gpt2": _scan_texts_gpt2, "gpt4": _scan_texts_gpt4, "o200k": _scan_texts_o200k}
