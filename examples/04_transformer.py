@@ -20,6 +20,7 @@ Every run is seeded (--seed): a rerun prints the same numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import time
@@ -46,20 +47,21 @@ class Budget:
     d_model: int = 64
     n_head: int = 4
     batch: int = 32
-    steps: int = 300            # every run of parts 2 and 3 takes exactly this many AdamW steps
-    lr: float = 3e-3            # warmup for steps // 10, cosine down to lr / 10
-    eval_every: int = 25
-    n_digits: int = 10          # toy sequences: 2·n_digits + 1 tokens
-    context: int = 64           # stories: characters per window
-    val_examples: int = 256     # per toy task
+    lr: float = 3e-3            # warmup for a tenth of the steps, cosine down to lr / 10
+    toy_steps: int = 1000       # every toy run takes exactly this many AdamW steps ...
+    stories_steps: int = 400    # ... and every stories run this many
+    eval_every: int = 50
+    n_digits: int = 8           # toy sequences: 2·n_digits + 1 tokens
+    context: int = 32           # stories: characters per window
+    val_examples: int = 128     # per toy task
     val_batches: int = 8        # stories
     depths: tuple = (1, 2, 4, 8)
     qkv_layers: int = 2
 
 
 FULL = Budget()
-QUICK = Budget(d_model=32, n_head=2, batch=8, steps=12, eval_every=4, n_digits=6, context=32, val_examples=32,
-               val_batches=2)
+QUICK = Budget(d_model=32, n_head=2, batch=8, toy_steps=12, stories_steps=12, eval_every=4, n_digits=4, context=16,
+               val_examples=16, val_batches=2)
 
 
 # ---------------------------------------------------------------------------- part 1: one block by hand
@@ -71,8 +73,9 @@ def block_by_hand(d_model: int, n_head: int, log=print) -> float:
     hs = C // nh
     tinyllm.manual_seed(0)
     ref = Block(GPTConfig(vocab_size=1, context_length=T, n_layer=1, n_head=nh, d_model=C))
-    for p in ref.parameters():  # random gains and biases too, so a swapped parameter would show
-        p.data[...] = tinyllm.to_numpy(tinyllm.randn(*p.shape).data) * 0.3 + (1.0 if p.ndim == 1 else 0.0)
+    rng = np.random.default_rng(0)  # random gains and biases too, so a swapped parameter would show
+    ref.load_state_dict({n: rng.normal(1.0 if n.endswith("weight") and p.ndim == 1 else 0.0, 0.3, p.shape)
+                         .astype(np.float32) for n, p in ref.named_parameters()})
     ln_1, ln_2 = LayerNorm(C), LayerNorm(C)
     c_attn, attn_proj = Linear(C, 3 * C), Linear(C, C)
     c_fc, gelu, mlp_proj = Linear(C, 4 * C), GELU(), Linear(4 * C, C)
@@ -116,7 +119,7 @@ class ToyData:
     name, groups = "toy", TASKS
 
     def __init__(self, b: Budget, seed: int):
-        self.b, self.vocab_size, self.context = b, len(VOCAB), 2 * b.n_digits + 1
+        self.b, self.vocab_size, self.context, self.steps = b, len(VOCAB), 2 * b.n_digits + 1, b.toy_steps
         rng = np.random.default_rng([seed, 7])
         self.val = {}
         for task in TASKS:
@@ -137,6 +140,7 @@ class StoryData:
     def __init__(self, b: Budget, seed: int):
         self.tok, ds = prepare_data("stories", "char")
         self.b, self.train, self.vocab_size, self.context = b, ds.train, self.tok.vocab_size, b.context
+        self.steps = b.stories_steps
         rng = np.random.default_rng([seed, 8])
         self.val = {"stories": [get_batch(ds.val, b.batch, b.context, rng) for _ in range(b.val_batches)]}
 
@@ -172,19 +176,20 @@ def evaluate(model, data) -> dict:
 
 
 def fit(model, data, b: Budget, seed: int) -> list:
-    """b.steps AdamW steps on data's batches (seeded: every model of a comparison sees the same ones).
+    """data.steps AdamW steps on data's batches (seeded: every model of a comparison sees the same ones).
 
     Returns [(step, evaluate(...)), ...] every b.eval_every steps and at the end.
     """
-    cfg = TrainConfig(max_iters=b.steps, learning_rate=b.lr, min_lr=b.lr / 10, warmup_iters=b.steps // 10,
+    steps = data.steps
+    cfg = TrainConfig(max_iters=steps, learning_rate=b.lr, min_lr=b.lr / 10, warmup_iters=steps // 10,
                       batch_size=b.batch)
     opt, sched = make_optimizer(model, cfg)
     rng = np.random.default_rng([seed, 9])
     curve = []
-    for step in range(b.steps + 1):
-        if step % b.eval_every == 0 or step == b.steps:
+    for step in range(steps + 1):
+        if step % b.eval_every == 0 or step == steps:
             curve.append((step, evaluate(model, data)))
-        if step == b.steps:
+        if step == steps:
             return curve
         x, y = data.batch(rng)
         _, loss = model(x, y)
@@ -199,27 +204,29 @@ def fit(model, data, b: Budget, seed: int) -> list:
 
 
 def depth_sweep(datasets, b: Budget, seed: int, log=print) -> dict:
-    """{dataset: {depth: curve}}; every depth starts from seed and sees the same batches."""
-    curves = {}
+    """{dataset: {depth: {"curve", "flops_per_step"}}}; every depth starts from seed and sees the same batches."""
+    runs = {}
     for data in datasets:
-        curves[data.name] = {}
+        runs[data.name] = {}
         for depth in b.depths:
             t0 = time.perf_counter()
             model = make_model(data, depth, b, seed)
-            curves[data.name][depth] = curve = fit(model, data, b, seed)
+            curve = fit(model, data, b, seed)
+            flops = model.flops_per_token() * b.batch * data.context  # training FLOPs of one step (6N + attention)
+            runs[data.name][depth] = {"curve": curve, "flops_per_step": flops}
             final = "  ".join(f"{g} {loss:.3f} ({acc:.0%})" for g, (loss, acc) in curve[-1][1].items())
-            log(f"  {data.name:<8} {depth} block{'s' if depth > 1 else ' '}  {model.num_parameters():>8,} params  "
+            log(f"  {data.name:<8} {depth} block{'s' if depth > 1 else ' '} {model.num_parameters():>8,} params  "
                 f"val loss (acc) {final}   [{time.perf_counter() - t0:.0f} s]")
-    return curves
+    return runs
 
 
 def attention_entropy(model, data) -> np.ndarray:
     """Mean entropy (nats) of the attention rows per query position (T,), over batch, heads and blocks."""
     mods = record_attention(model)
-    x, _ = next(iter(data.val.values()))[0]
+    x = np.concatenate([batches[0][0][:64] for batches in data.val.values()])  # (≤ 64 per group, T)
     model.eval()
     with tinyllm.no_grad():
-        model(x[:64])
+        model(x)
     model.train()
     P = np.stack([m.last_weights for m in mods])  # (L, B, nh, T, T)
     record_attention(model, on=False)
@@ -252,32 +259,52 @@ def relative_entropy(H: np.ndarray) -> float:
 
 
 def qkv_table(results) -> list:
-    """Rows (variant, toy val loss, toy accuracy, stories val loss, entropy toy, entropy stories)."""
+    """One dict per variant: final val loss and accuracy per toy task, stories val loss, relative entropies."""
     rows = []
     for variant in VARIANTS:
         toy, st = results["toy"][variant], results["stories"][variant]
-        toy_acc = float(np.mean([acc for _, acc in toy["curve"][-1][1].values()]))
-        rows.append((variant, final_loss(toy["curve"]), toy_acc, final_loss(st["curve"]),
-                     relative_entropy(toy["entropy"]), relative_entropy(st["entropy"])))
+        row = {"variant": variant}
+        for task, (loss, acc) in toy["curve"][-1][1].items():
+            row[task], row[f"{task}_acc"] = loss, acc
+        row["stories"] = final_loss(st["curve"])
+        row["H_toy"], row["H_stories"] = relative_entropy(toy["entropy"]), relative_entropy(st["entropy"])
+        rows.append(row)
     return rows
+
+
+def print_table(rows, log=print) -> None:
+    log(f"  {'variant':<11}" + "".join(f"{t + ' (acc)':>16}" for t in TASKS) + f"{'stories':>9}"
+        + f"{'H/H_unif toy':>14}{'stories':>9}")
+    for r in rows:
+        log(f"  {r['variant']:<11}" + "".join(f"{r[t]:>9.3f} ({r[t + '_acc']:>4.0%})" for t in TASKS)
+            + f"{r['stories']:>9.3f}{r['H_toy']:>14.2f}{r['H_stories']:>9.2f}")
 
 
 # ---------------------------------------------------------------------------- figures
 
 
-def plot_depth(curves, path: Path) -> None:
+def plot_depth(runs, path: Path) -> None:
+    """Top: val loss against steps (the equal budget); bottom: against training FLOPs (what a step costs)."""
     panels = [("toy", t) for t in TASKS] + [("stories", "stories")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), sharey=False)
-    for ax, (name, group) in zip(axes, panels):
-        for depth, curve in curves[name].items():
-            ax.plot([s for s, _ in curve], [ev[group][0] for _, ev in curve], label=f"{depth} block{'s' * (depth > 1)}")
-        ax.set_title(group if name == "stories" else f"{group} (answer tokens)")
-        ax.set_xlabel("step")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("val loss (nats/token)")
-    axes[-1].legend()
-    fig.suptitle("Depth on an equal step budget", y=1.02)
+    fig, axes = plt.subplots(2, len(panels), figsize=(4 * len(panels), 6.4))
+    for col, (name, group) in enumerate(panels):
+        for depth, run in runs[name].items():
+            steps = np.array([s for s, _ in run["curve"]])
+            loss = [ev[group][0] for _, ev in run["curve"]]
+            label = f"{depth} block{'s' * (depth > 1)}"
+            axes[0, col].plot(steps, loss, label=label)
+            axes[1, col].plot(steps * run["flops_per_step"] / 1e12, loss, label=label)
+        axes[0, col].set_title(group if name == "stories" else f"{group} (answer tokens)")
+        axes[0, col].set_xlabel("step")
+        axes[1, col].set_xlabel("training compute (TFLOPs)")
+        for ax in axes[:, col]:
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3, which="both")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("val loss (nats/token)")
+    axes[0, -1].legend()
+    fig.suptitle("Depth: the same steps (top), the same curves against compute (bottom)")
+    fig.tight_layout()
     _save(fig, path)
 
 
@@ -321,36 +348,58 @@ def _save(fig, path: Path) -> None:
 # ---------------------------------------------------------------------------- main
 
 
+def one_blas_thread():
+    """These matrices are small (64 x 192): one BLAS thread beats several, whose hand-offs and spinning
+    cost more than the work. threadpoolctl sets that for NumPy's BLAS when it is installed; the
+    numbers are the same either way, only the time changes."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("(BLAS at its default thread count; `pip install threadpoolctl` or OPENBLAS_NUM_THREADS=1 is faster)")
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
 def main(argv=None) -> dict:
+    with one_blas_thread():
+        return run(argv)
+
+
+def run(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny models and budgets (CI)")
     p.add_argument("--out", type=Path, default=Path("docs/figures"), help="folder for the 04_*.png figures")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {FULL.lr})")
+    p.add_argument("--parts", default="123", help="which parts to run, e.g. 3 (default 123: all)")
     args = p.parse_args(argv)
     b = QUICK if args.quick else FULL
+    if args.lr is not None:
+        b = dataclasses.replace(b, lr=args.lr)
+    report = {}
     t_start = time.perf_counter()
 
-    print(f"1. One block by hand (B=2, T=8, C={b.d_model}, {b.n_head} heads)")
-    diff = block_by_hand(b.d_model, b.n_head)
-
+    if "1" in args.parts:
+        print(f"1. One block by hand (B=2, T=8, C={b.d_model}, {b.n_head} heads)")
+        report["block_max_diff"] = block_by_hand(b.d_model, b.n_head)
     datasets = [ToyData(b, args.seed), StoryData(b, args.seed)]
-    print(f"\n2. Depth sweep: {b.steps} steps of batch {b.batch}, d_model {b.d_model}, {b.n_head} heads, lr {b.lr}; "
-          f"toy: {b.n_digits} digits (T={datasets[0].context}), stories: T={b.context} characters")
-    curves = depth_sweep(datasets, b, args.seed)
-    plot_depth(curves, args.out / "04_depth_sweep.png")
-
-    print(f"\n3. Q/K/V experiments: {b.qkv_layers} blocks, the same budget, initial weights and batches")
-    results = qkv_experiments(datasets, b, args.seed)
-    rows = qkv_table(results)
-    print(f"\n  {'variant':<11} {'toy loss':>9} {'toy acc':>8} {'stories loss':>13} {'H/H_unif toy':>13} "
-          f"{'H/H_unif stories':>17}")
-    for variant, tl, ta, sl, ht, hs in rows:
-        print(f"  {variant:<11} {tl:>9.3f} {ta:>8.1%} {sl:>13.3f} {ht:>13.2f} {hs:>17.2f}")
-    plot_entropy(results, args.out / "04_qkv_entropy.png")
-    plot_qkv_curves(results, args.out / "04_qkv_curves.png")
-    print(f"\nfigures: {', '.join(str(args.out / n) for n in ('04_depth_sweep.png', '04_qkv_entropy.png', '04_qkv_curves.png'))}")
-    print(f"total {time.perf_counter() - t_start:.0f} s")
-    return {"block_max_diff": diff, "depth_curves": curves, "qkv": results, "table": rows}
+    if "2" in args.parts:
+        print(f"\n2. Depth sweep: d_model {b.d_model}, {b.n_head} heads, batch {b.batch}, AdamW lr {b.lr}; toy: "
+              f"{b.n_digits} digits (T={datasets[0].context}), {b.toy_steps} steps; stories: T={b.context} "
+              f"characters, {b.stories_steps} steps")
+        report["depth"] = depth_sweep(datasets, b, args.seed)
+        plot_depth(report["depth"], args.out / "04_depth_sweep.png")
+    if "3" in args.parts:
+        print(f"\n3. Q/K/V experiments: {b.qkv_layers} blocks, lr {b.lr}; each variant from the same initial "
+              "weights, on the same batches")
+        report["qkv"] = results = qkv_experiments(datasets, b, args.seed)
+        report["table"] = rows = qkv_table(results)
+        print("\n  final val loss (toy: answer tokens, with the accuracy of the argmax); H/H_unif: attention entropy")
+        print_table(rows)
+        plot_entropy(results, args.out / "04_qkv_entropy.png")
+        plot_qkv_curves(results, args.out / "04_qkv_curves.png")
+    print(f"\nfigures in {args.out}; total {time.perf_counter() - t_start:.0f} s")
+    return report
 
 
 if __name__ == "__main__":

@@ -232,11 +232,11 @@ def test_lab_quick_runs_and_writes_its_figures(tmp_path, capsys):
     for name in ("04_depth_sweep.png", "04_qkv_entropy.png", "04_qkv_curves.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
     assert report["block_max_diff"] < 1e-4
-    assert set(report["depth_curves"]["toy"]) == {1, 2, 4, 8}
-    rows = {r[0]: r for r in report["table"]}
+    assert set(report["depth"]["toy"]) == set(report["depth"]["stories"]) == {1, 2, 4, 8}
+    rows = {r["variant"]: r for r in report["table"]}
     assert list(rows) == list(VARIANTS)
-    assert all(np.isfinite(r[1]) and np.isfinite(r[3]) for r in rows.values())
-    assert rows["zero_q"][4] == pytest.approx(1.0, abs=1e-5)  # uniform attention has the uniform entropy
-    assert rows["zero_q"][5] == pytest.approx(1.0, abs=1e-5)
+    assert all(np.isfinite(r[t]) for r in rows.values() for t in ("copy", "reverse", "sort", "stories"))
+    assert rows["zero_q"]["H_toy"] == pytest.approx(1.0, abs=1e-5)  # uniform attention has the uniform entropy
+    assert rows["zero_q"]["H_stories"] == pytest.approx(1.0, abs=1e-5)
     out = capsys.readouterr().out
     assert "max |by hand - tinyllm Block|" in out and "zero_q" in out
