@@ -5,7 +5,8 @@
    shape after each step, and checked equal to tinyllm's Block on the same weights.
 2. Depth: GPTs of 1, 2, 4 and 8 blocks trained on an equal step budget on toy
    sequence tasks (copy / reverse / sort digits, one model for all three) and on
-   the built-in "stories" corpus (characters). Figure: val loss curves.
+   the built-in "stories" corpus (characters). Figure: val loss against steps
+   and against training compute.
 3. Q/K/V: the same 2-block model with one change to its attention (swap the
    roles of Q and K, tie Q = K, V = identity, zero Q, shuffled keys, no 1/√d),
    each from the same initial weights on the same batches. Table: final val
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -35,7 +37,7 @@ import numpy as np  # noqa: E402
 import tinyllm  # noqa: E402
 from tinyllm import functional as F  # noqa: E402
 from tinyllm.data import get_batch, prepare_data  # noqa: E402
-from tinyllm.data.tasks import TASKS, VOCAB, make_examples, task_batch  # noqa: E402
+from tinyllm.data.tasks import TASKS, VOCAB, inputs_and_targets, make_examples, task_batch  # noqa: E402
 from tinyllm.nn import GELU, GPT, Block, GPTConfig, LayerNorm, Linear  # noqa: E402
 from tinyllm.nn.attention_variants import VARIANTS, record_attention, use_variant  # noqa: E402
 from tinyllm.optim import clip_grad_norm_  # noqa: E402
@@ -91,7 +93,7 @@ def block_by_hand(d_model: int, n_head: int, log=print) -> float:
     x0 = show("x: the residual stream (B, T, C)", tinyllm.randn(B, T, C))
     h = show("ln_1(x)", ln_1(x0))
     qkv = show("c_attn: [q | k | v]", c_attn(h))
-    qkv = show("split heads: reshape, transpose", qkv.reshape(B, T, 3 * nh, hs).transpose(1, 2))
+    qkv = show("3·nh heads of hs: reshape, transpose", qkv.reshape(B, T, 3 * nh, hs).transpose(1, 2))
     q, k, v = qkv[:, :nh], qkv[:, nh:2 * nh], qkv[:, 2 * nh:]
     show("q (and k, v): one row per head and token", q)
     S = show("scores S = q kᵀ / √hs", (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs)))
@@ -116,17 +118,13 @@ def block_by_hand(d_model: int, n_head: int, log=print) -> float:
 class ToyData:
     """Copy / reverse / sort (tinyllm.data.tasks), every training batch mixing the three."""
 
-    name, groups = "toy", TASKS
+    name = "toy"
 
     def __init__(self, b: Budget, seed: int):
         self.b, self.vocab_size, self.context, self.steps = b, len(VOCAB), 2 * b.n_digits + 1, b.toy_steps
         rng = np.random.default_rng([seed, 7])
-        self.val = {}
-        for task in TASKS:
-            seq = make_examples(task, b.val_examples, b.n_digits, rng)
-            x, y = seq[:, :-1], seq[:, 1:].copy()
-            y[:, :b.n_digits + 1] = -100  # only the answer is scored, as in task_batch
-            self.val[task] = [(x, y)]
+        self.val = {task: [inputs_and_targets(make_examples(task, b.val_examples, b.n_digits, rng), b.n_digits)]
+                    for task in TASKS}  # one fixed batch per task, scored on the answer only
 
     def batch(self, rng):
         return task_batch(TASKS, self.b.batch, self.b.n_digits, rng)
@@ -135,7 +133,7 @@ class ToyData:
 class StoryData:
     """The built-in story corpus at character level: random windows of `context` characters."""
 
-    name, groups = "stories", ("stories",)
+    name = "stories"
 
     def __init__(self, b: Budget, seed: int):
         self.tok, ds = prepare_data("stories", "char")
@@ -298,8 +296,7 @@ def plot_depth(runs, path: Path) -> None:
         axes[0, col].set_xlabel("step")
         axes[1, col].set_xlabel("training compute (TFLOPs)")
         for ax in axes[:, col]:
-            ax.set_yscale("log")
-            ax.grid(alpha=0.3, which="both")
+            _loss_axis(ax, log=name == "toy")
     for ax in axes[:, 0]:
         ax.set_ylabel("val loss (nats/token)")
     axes[0, -1].legend()
@@ -314,8 +311,12 @@ def plot_entropy(results, path: Path) -> None:
         T = None
         for variant, r in results[name].items():
             T = len(r["entropy"])
-            ax.plot(np.arange(T), r["entropy"], label=variant, lw=1.6 if variant == "baseline" else 1.1)
+            lw = {"baseline": 1.8, "zero_q": 4.0, "shuffle_k": 2.5}.get(variant, 1.1)  # the last two lie on ln(i+1)
+            ax.plot(np.arange(T), r["entropy"], label=variant, lw=lw)
         ax.plot(np.arange(T), np.log(np.arange(1, T + 1)), "k--", lw=1, label="uniform: ln(i+1)")
+        if name == "toy":  # "=" sits at position n + 1 of 2n + 1; the answers are predicted from there on
+            ax.axvline((T - 1) // 2 + 1, color="grey", lw=0.8)
+            ax.text((T - 1) // 2 + 1.2, 0.1, "'=': answers from here", color="grey", fontsize=8)
         ax.set_title(f"{name}: attention entropy after training")
         ax.set_xlabel("query position i")
         ax.grid(alpha=0.3)
@@ -330,13 +331,21 @@ def plot_qkv_curves(results, path: Path) -> None:
         for variant, r in results[name].items():
             curve = r["curve"]
             ax.plot([s for s, _ in curve], [np.mean([l for l, _ in ev.values()]) for _, ev in curve], label=variant)
-        ax.set_title(f"{name}: val loss per Q/K/V variant")
+        ax.set_title(f"{name}: val loss per Q/K/V variant" + (" (mean of the 3 tasks)" if name == "toy" else ""))
         ax.set_xlabel("step")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3, which="both")
+        _loss_axis(ax, log=name == "toy")
     axes[0].set_ylabel("val loss (nats/token)")
     axes[1].legend(fontsize=8)
     _save(fig, path)
+
+
+def _loss_axis(ax, log: bool) -> None:
+    """Loss axes: log scale for the toy tasks (their losses fall to ~1e-3), plain numbers on the ticks."""
+    if log:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.grid(alpha=0.3, which="both")
 
 
 def _save(fig, path: Path) -> None:

@@ -74,7 +74,12 @@ def task_batch(tasks, batch_size: int, n_digits: int, rng: np.random.Generator) 
         rows = np.flatnonzero(which == i)
         if rows.size:
             seq[rows] = make_examples(task, rows.size, n_digits, rng)
-    x, y = seq[:, :-1].copy(), seq[:, 1:].copy()  # (B, 2n + 1) each
+    return inputs_and_targets(seq, n_digits)
+
+
+def inputs_and_targets(seq: np.ndarray, n_digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Examples (N, 2n + 2) -> (x, y), each (N, 2n + 1): y is x shifted by one, scored on the answer only."""
+    x, y = seq[:, :-1].copy(), seq[:, 1:].copy()  # (N, 2n + 1) each
     y[:, :n_digits + 1] = IGNORE_INDEX  # subtle: targets 0..n are x_1..x_n and "=": random or fixed, never scored
     return x, y
 
