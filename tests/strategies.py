@@ -130,3 +130,25 @@ def tensors(draw, shape=None, *, elements=None, dtype=None, requires_grad=True, 
         contiguous = draw(st.booleans())
     layout = None if contiguous or not shape else draw(layouts(len(shape)))
     return on_device(host, requires_grad=requires_grad and np.dtype(dtype).kind == "f", layout=layout)
+
+
+# Unicode text for the tokenizer tests (pre-tokenizer scanners, encoder): the corners of the
+# split patterns: contractions in both cases, letter classes, combining marks, digits of other
+# scripts, every kind of whitespace, CRLF, emoji sequences, CJK.
+UNICODE_FRAGMENTS = [
+    "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "'Re", "'vE", "'ſ", "'", "''", " '", "’s",
+    "don't", "HELLO", "Hello", "hello", "camelCase", "XMLHttpRequest", "ǅungla", "ʰʲ", "Ⅻ", "½", "²",
+    "日本語", "テスト", "한국어", "Привет", "ΕΛΛΗΝΙΚΆ", "ελληνικά", "עברית", "مرحبا", "हिन्दी", "ไทย",
+    "e\u0301", "\u0301", "a\u0308\u0301", "!\u0301", "123", "1234567", "٣٤٥", "१२३",
+    "😀", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "\u200b", "\ufeff", "\x00", "\x7f",
+    " ", "  ", "   ", "\t", "\n", "\r\n", "\r", "\n\n", " \n", "\n ", "\u00a0", "\u3000", "\u2028", "\u2029",
+    "\x0b", "\x0c", "\x85", "\x1c", "\x1f", "\u1680", "\u202f",
+    "!", "?!", "...", "—", "/", "//", "\"", "(", ")", "$", "€", "#", "@", "-", "_", "\\",
+]
+
+
+def unicode_texts(max_fragments: int = 40):
+    """Text made of the corner-case fragments above, any non-surrogate characters and short random strings."""
+    piece = st.one_of(st.sampled_from(UNICODE_FRAGMENTS), st.sampled_from(UNICODE_FRAGMENTS),
+                      st.characters(exclude_categories=("Cs",)), st.text(max_size=4))
+    return st.lists(piece, max_size=max_fragments).map("".join)

@@ -20,7 +20,7 @@ import pytest
 import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
-from test_pretokenize import unicode_texts
+from strategies import unicode_texts
 
 from tinyllm.tokenizer.encoder import Encoder, bpe_reference, encode_ordinary_reference
 from tinyllm.tokenizer.patterns import resolve_pattern

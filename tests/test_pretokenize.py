@@ -18,30 +18,12 @@ import numpy as np
 import pytest
 import regex
 from hypothesis import given
-from hypothesis import strategies as st
+from strategies import UNICODE_FRAGMENTS as FRAGMENTS
+from strategies import unicode_texts
 
 from tinyllm.tokenizer.patterns import PATTERNS
 from tinyllm.tokenizer.pretokenize import has_fast_scanner, piece_bounds, piece_spans, split_reference
 from tinyllm.tokenizer.unicode_tables import LETTER, LOWERISH, NUMBER, SPACE, UPPERISH, casefold_letters, char_flags
-
-FRAGMENTS = [
-    "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "'Re", "'vE", "'ſ", "'", "''", " '", "’s",
-    "don't", "HELLO", "Hello", "hello", "camelCase", "XMLHttpRequest", "ǅungla", "ʰʲ", "Ⅻ", "½", "²",
-    "日本語", "テスト", "한국어", "Привет", "ΕΛΛΗΝΙΚΆ", "ελληνικά", "עברית", "مرحبا", "हिन्दी", "ไทย",
-    "e\u0301", "\u0301", "a\u0308\u0301", "!\u0301", "123", "1234567", "٣٤٥", "१२३",
-    "😀", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "\u200b", "\ufeff", "\x00", "\x7f",
-    " ", "  ", "   ", "\t", "\n", "\r\n", "\r", "\n\n", " \n", "\n ", "\u00a0", "\u3000", "\u2028", "\u2029",
-    "\x0b", "\x0c", "\x85", "\x1c", "\x1f", "\u1680", "\u202f",
-    "!", "?!", "...", "—", "/", "//", "\"", "(", ")", "$", "€", "#", "@", "-", "_", "\\",
-]
-
-
-def unicode_texts(max_fragments: int = 40):
-    """Text made of the corner-case fragments above, any non-surrogate characters and short random strings."""
-    piece = st.one_of(st.sampled_from(FRAGMENTS), st.sampled_from(FRAGMENTS),
-                      st.characters(exclude_categories=("Cs",)), st.text(max_size=4))
-    return st.lists(piece, max_size=max_fragments).map("".join)
-
 
 def reference_bounds(text: str, pattern: str) -> np.ndarray:
     """Byte offsets of regex.finditer's matches, computed independently of the code under test."""
