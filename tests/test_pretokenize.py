@@ -1,6 +1,6 @@
 """The Numba pre-tokenizer scanners against the regex reference, piece for piece.
 
-The scanners (tinyllm/tokenizer/pretokenize.py) re-implement three regexes by
+The scanners (tinyllm/tokenizer/scanners.py, driven by pretokenize.py) re-implement three regexes by
 hand; any difference from ``regex.finditer`` is a bug. The texts lean on the
 corners: contractions in both cases, letters that are upper/lower/titlecase/
 modifier/other, combining marks, digits of other scripts, every kind of

@@ -46,7 +46,7 @@ def test_a_run_writes_metrics_checkpoint_and_model(tmp_path):
 
 def test_training_lowers_the_loss(tmp_path):
     cfg = tiny_config(tmp_path, max_iters=60, eval_interval=60, eval_iters=4, batch_size=8, log_interval=20)
-    result = train(cfg, dict(TINY_MODEL, dropout=0.0), progress=False, log=lambda *_: None)
+    train(cfg, dict(TINY_MODEL, dropout=0.0), progress=False, log=lambda *_: None)
     records = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r.get("eval")]
     assert records[-1]["val_loss"] < records[0]["val_loss"] - 0.5
 

@@ -6,8 +6,10 @@
     tok.save("out/tokenizer.tiktoken")                       # + out/tokenizer.tiktoken.json
 
 Read in this order: patterns.py (pre-tokenization), reference.py (training in plain
-Python), train.py (the same in Numba), encoder.py (encoding as tiktoken does),
-pretokenize.py (the fast split), bpe.py (the class), rankfile.py (files).
+Python), train.py (the same in Numba; its kernels in train_kernels.py), encoder.py
+(encoding as tiktoken does; its kernels in bpe_kernels.py), pretokenize.py (the fast
+split; its scanners in scanners.py), bpe.py (the class), rankfile.py (files),
+visualize.py (the token visualizer).
 """
 
 from .bpe import WHOLE_TEXT_PATTERN, BPETokenizer
