@@ -7,7 +7,6 @@ import pathlib
 
 import numpy as np
 import pytest
-import tiktoken
 
 from tinyllm.tokenizer import WHOLE_TEXT_PATTERN, BPETokenizer, GPT2_PATTERN
 
