@@ -213,9 +213,22 @@ def depth_sweep(datasets, b: Budget, seed: int, log=print) -> dict:
             flops = model.flops_per_token() * b.batch * data.context  # training FLOPs of one step (6N + attention)
             runs[data.name][depth] = {"curve": curve, "flops_per_step": flops}
             final = "  ".join(f"{g} {loss:.3f} ({acc:.0%})" for g, (loss, acc) in curve[-1][1].items())
-            log(f"  {data.name:<8} {depth} block{'s' if depth > 1 else ' '} {model.num_parameters():>8,} params  "
-                f"val loss (acc) {final}   [{time.perf_counter() - t0:.0f} s]")
+            log(f"  {data.name:<8} {depth} block{'s' if depth > 1 else ' '} {model.num_parameters():>8,} params "
+                f"{flops / 1e9:>5.2f} GFLOP/step  val loss (acc) {final}   [{time.perf_counter() - t0:.0f} s]")
+            if data.name == "toy":
+                solved = "  ".join(f"{g} {solved_at(curve, g)}" for g in curve[-1][1])
+                log(f"{'':>51}accuracy >= 99% from step: {solved}")
     return runs
+
+
+def solved_at(curve, group: str, accuracy: float = 0.99):
+    """The first evaluated step from which `group`'s accuracy stays >= accuracy, or "-" if it never does."""
+    step = "-"
+    for s, ev in reversed(curve):
+        if ev[group][1] < accuracy:
+            break
+        step = s
+    return step
 
 
 def attention_entropy(model, data) -> np.ndarray:
@@ -242,7 +255,9 @@ def qkv_experiments(datasets, b: Budget, seed: int, log=print) -> dict:
             model = use_variant(make_model(data, b.qkv_layers, b, seed), variant, seed=seed)
             curve = fit(model, data, b, seed)
             results[data.name][variant] = {"curve": curve, "entropy": attention_entropy(model, data)}
-            log(f"  {data.name:<8} {variant:<11} val loss {final_loss(curve):.3f}   "
+            solved = "" if data.name != "toy" else \
+                "   accuracy >= 99% from step: " + "  ".join(f"{g} {solved_at(curve, g)}" for g in curve[-1][1])
+            log(f"  {data.name:<8} {variant:<11} val loss {final_loss(curve):.3f}{solved}   "
                 f"[{time.perf_counter() - t0:.0f} s]")
     return results
 

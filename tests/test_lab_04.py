@@ -240,3 +240,10 @@ def test_lab_quick_runs_and_writes_its_figures(tmp_path, capsys):
     assert rows["zero_q"]["H_stories"] == pytest.approx(1.0, abs=1e-5)
     out = capsys.readouterr().out
     assert "max |by hand - tinyllm Block|" in out and "zero_q" in out
+
+
+def test_solved_at_is_the_step_from_which_accuracy_stays_high():
+    lab = runpy.run_path(str(ROOT / "examples" / "04_transformer.py"))
+    curve = [(s, {"copy": (0.0, acc)}) for s, acc in [(0, 0.1), (50, 0.995), (100, 0.5), (150, 0.99), (200, 1.0)]]
+    assert lab["solved_at"](curve, "copy") == 150  # the blip at 50 does not count
+    assert lab["solved_at"](curve[:3], "copy") == "-"
