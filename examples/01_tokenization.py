@@ -227,7 +227,7 @@ def main(argv=None) -> dict:
     print()
     for name, (vl, ul) in lengths.items():
         print(f"{name}: mean token length {vl.mean():.2f} bytes in the vocabulary, "
-              f"{ul.mean():.2f} bytes per token used on held-out text")
+              f"{ul.mean():.2f} bytes per token used on held-out text, {(ul == 1).mean():.1%} of those 1 byte long")
     plot_lengths(lengths, args.out / "01_token_lengths.png")
 
     # 3. the first merges, replayed with the reference
