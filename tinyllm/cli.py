@@ -4,7 +4,8 @@
     tinyllm train [--preset NAME] [--data NAME|PATH] [--tokenizer char|bpe:VOCAB] [--out DIR]
                   [--resume] [--max-iters N] [--<any TrainConfig or GPTConfig field> VALUE]
     tinyllm sample --ckpt DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]
-    tinyllm tokenize TEXT [--vocab FILE | --gpt2-ranks FILE] [--html FILE]   colored token spans and ids
+    tinyllm tokenize TEXT [--vocab FILE|DIR | --gpt2-ranks FILE] [--html FILE] [--no-color]
+                                                          colored token spans and ids
     tinyllm demo [--steps N] [--device cpu|strict|cuda]   train a tiny MLP with autograd, check a gradient
 
 Every subcommand imports what it needs when it runs, so `tinyllm --help` is instant.
@@ -190,8 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("tokenize", help="show how a tokenizer cuts text into tokens (colored spans and ids)")
     k.add_argument("text", help="the text to tokenize ('-' reads standard input)")
     which = k.add_mutually_exclusive_group()
-    which.add_argument("--vocab", metavar="FILE", help="a tinyllm tokenizer file (tokenizer.tiktoken / tokenizer.json)")
-    which.add_argument("--gpt2-ranks", metavar="FILE", help="GPT-2's rank file (gpt2.tiktoken) with the GPT-2 pattern")
+    which.add_argument("--vocab", metavar="FILE", help="a tinyllm tokenizer file (tokenizer.tiktoken / tokenizer.json) "
+                       "or a run folder")
+    which.add_argument("--gpt2-ranks", metavar="FILE", help="GPT-2's rank file (gpt2.tiktoken) with the GPT-2 pattern; "
+                       "the default is $TINYLLM_DATA_DIR/gpt2.tiktoken when neither flag is given")
     k.add_argument("--html", metavar="FILE", default=None, help="also write a standalone HTML page")
     k.add_argument("--no-color", action="store_true", help="brackets instead of ANSI colors")
     k.set_defaults(func=_tokenize)

@@ -117,6 +117,12 @@ class CharTokenizer:
             raise self._unknown(text[pos], pos)
         return ids
 
+    def visualize(self, text: str):
+        """A TokenView of `text`: colored spans in a terminal, HTML in Jupyter (tinyllm.tokenizer.visualize)."""
+        from tinyllm.tokenizer.visualize import visualize
+
+        return visualize(self, text)
+
     def decode(self, ids) -> str:
         """Ids (a list or an integer array) -> the text; an id outside [0, vocab_size) is an error."""
         arr = np.asarray(ids)

@@ -153,7 +153,26 @@ def erf32(x):
     return p / q
 
 
-_ufunc = functools.partial(numba.vectorize, fastmath=_FAST, cache=True)
+class _LazyUfunc:
+    """A numba.vectorize ufunc built on its first call.
+
+    # subtle: numba.vectorize with signatures compiles (or loads its cache) when it decorates,
+    # i.e. at import, which made `import tinyllm` cost about a second; this defers that work
+    # to the first call, as @njit does by itself.
+    """
+
+    def __init__(self, signatures, fn):
+        self._signatures, self._fn, self._ufunc = signatures, fn, None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        if self._ufunc is None:
+            self._ufunc = numba.vectorize(self._signatures, fastmath=_FAST, cache=True)(self._fn)
+        return self._ufunc(*args, **kwargs)
+
+
+def _ufunc(signatures):
+    return lambda fn: _LazyUfunc(signatures, fn)
 
 
 @_ufunc(["float32(float32)"])
