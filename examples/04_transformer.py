@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
+from tinyllm import backend  # noqa: E402
 from tinyllm import functional as F  # noqa: E402
 from tinyllm.data import get_batch, prepare_data  # noqa: E402
 from tinyllm.data.tasks import TASKS, VOCAB, inputs_and_targets, make_examples, task_batch  # noqa: E402
@@ -49,9 +50,10 @@ class Budget:
     d_model: int = 64
     n_head: int = 4
     batch: int = 32
-    lr: float = 3e-3            # warmup for a tenth of the steps, cosine down to lr / 10
     toy_steps: int = 1000       # every toy run takes exactly this many AdamW steps ...
     stories_steps: int = 400    # ... and every stories run this many
+    toy_lr: float = 3e-3        # peak learning rates: warmup for a tenth of the steps, cosine down to lr / 10
+    stories_lr: float = 1e-2
     eval_every: int = 50
     n_digits: int = 8           # toy sequences: 2·n_digits + 1 tokens
     context: int = 32           # stories: characters per window
@@ -121,7 +123,8 @@ class ToyData:
     name = "toy"
 
     def __init__(self, b: Budget, seed: int):
-        self.b, self.vocab_size, self.context, self.steps = b, len(VOCAB), 2 * b.n_digits + 1, b.toy_steps
+        self.b, self.vocab_size, self.context = b, len(VOCAB), 2 * b.n_digits + 1
+        self.steps, self.lr = b.toy_steps, b.toy_lr
         rng = np.random.default_rng([seed, 7])
         self.val = {task: [inputs_and_targets(make_examples(task, b.val_examples, b.n_digits, rng), b.n_digits)]
                     for task in TASKS}  # one fixed batch per task, scored on the answer only
@@ -138,7 +141,7 @@ class StoryData:
     def __init__(self, b: Budget, seed: int):
         self.tok, ds = prepare_data("stories", "char")
         self.b, self.train, self.vocab_size, self.context = b, ds.train, self.tok.vocab_size, b.context
-        self.steps = b.stories_steps
+        self.steps, self.lr = b.stories_steps, b.stories_lr
         rng = np.random.default_rng([seed, 8])
         self.val = {"stories": [get_batch(ds.val, b.batch, b.context, rng) for _ in range(b.val_batches)]}
 
@@ -174,12 +177,13 @@ def evaluate(model, data) -> dict:
 
 
 def fit(model, data, b: Budget, seed: int) -> list:
-    """data.steps AdamW steps on data's batches (seeded: every model of a comparison sees the same ones).
+    """data.steps AdamW steps at peak lr data.lr on data's batches (seeded: every model of a comparison sees
+    the same ones).
 
     Returns [(step, evaluate(...)), ...] every b.eval_every steps and at the end.
     """
     steps = data.steps
-    cfg = TrainConfig(max_iters=steps, learning_rate=b.lr, min_lr=b.lr / 10, warmup_iters=steps // 10,
+    cfg = TrainConfig(max_iters=steps, learning_rate=data.lr, min_lr=data.lr / 10, warmup_iters=steps // 10,
                       batch_size=b.batch)
     opt, sched = make_optimizer(model, cfg)
     rng = np.random.default_rng([seed, 9])
@@ -394,12 +398,14 @@ def run(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="tiny models and budgets (CI)")
     p.add_argument("--out", type=Path, default=Path("docs/figures"), help="folder for the 04_*.png figures")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {FULL.lr})")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate of every run (default: {FULL.toy_lr} toy, {FULL.stories_lr} stories)")
     p.add_argument("--parts", default="123", help="which parts to run, e.g. 3 (default 123: all)")
     args = p.parse_args(argv)
     b = QUICK if args.quick else FULL
     if args.lr is not None:
-        b = dataclasses.replace(b, lr=args.lr)
+        b = dataclasses.replace(b, toy_lr=args.lr, stories_lr=args.lr)
+    backend.keep_host_memory()  # reuse freed memory between steps, as tinyllm.train does
     report = {}
     t_start = time.perf_counter()
 
@@ -408,14 +414,14 @@ def run(argv=None) -> dict:
         report["block_max_diff"] = block_by_hand(b.d_model, b.n_head)
     datasets = [ToyData(b, args.seed), StoryData(b, args.seed)]
     if "2" in args.parts:
-        print(f"\n2. Depth sweep: d_model {b.d_model}, {b.n_head} heads, batch {b.batch}, AdamW lr {b.lr}; toy: "
-              f"{b.n_digits} digits (T={datasets[0].context}), {b.toy_steps} steps; stories: T={b.context} "
-              f"characters, {b.stories_steps} steps")
+        print(f"\n2. Depth sweep: d_model {b.d_model}, {b.n_head} heads, batch {b.batch}, AdamW; toy: "
+              f"{b.n_digits} digits (T={datasets[0].context}), {b.toy_steps} steps at lr {b.toy_lr}; stories: "
+              f"T={b.context} characters, {b.stories_steps} steps at lr {b.stories_lr}")
         report["depth"] = depth_sweep(datasets, b, args.seed)
         plot_depth(report["depth"], args.out / "04_depth_sweep.png")
     if "3" in args.parts:
-        print(f"\n3. Q/K/V experiments: {b.qkv_layers} blocks, lr {b.lr}; each variant from the same initial "
-              "weights, on the same batches")
+        print(f"\n3. Q/K/V experiments: {b.qkv_layers} blocks, toy lr {b.toy_lr}, stories lr {b.stories_lr}; each "
+              "variant from the same initial weights, on the same batches")
         report["qkv"] = results = qkv_experiments(datasets, b, args.seed)
         report["table"] = rows = qkv_table(results)
         print("\n  final val loss (toy: answer tokens, with the accuracy of the argmax); H/H_unif: attention entropy")
