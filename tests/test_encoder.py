@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
-import pathlib
 
 import numpy as np
 import pytest
@@ -24,16 +22,11 @@ from strategies import unicode_texts
 
 from tinyllm.tokenizer.encoder import Encoder, bpe_reference, encode_ordinary_reference
 from tinyllm.tokenizer.patterns import resolve_pattern
+from shared_data import data_file as _data_file
 
 VARIANTS = {"default": {}, "heap": {"heap_from": 2}, "no_cache": {"cache_size": 0}, "one_slot": {"cache_size": 1}}
 
 
-def _data_file(name: str) -> pathlib.Path:
-    data_dir = os.environ.get("TINYLLM_DATA_DIR")
-    path = pathlib.Path(data_dir or "", name)
-    if not data_dir or not path.is_file():
-        pytest.skip(f"{name} not found: set TINYLLM_DATA_DIR to the folder that holds it")
-    return path
 
 
 @pytest.fixture(scope="module")

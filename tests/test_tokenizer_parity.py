@@ -19,7 +19,6 @@ Cn), older than both, so a code point assigned in only one of them never shows u
 from __future__ import annotations
 
 import os
-import pathlib
 
 import pytest
 import tiktoken
@@ -27,14 +26,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinyllm.tokenizer import BPETokenizer
+from shared_data import data_file as _data_file
 
 
-def _data_file(name: str) -> pathlib.Path:
-    data_dir = os.environ.get("TINYLLM_DATA_DIR")
-    path = pathlib.Path(data_dir or "", name)
-    if not data_dir or not path.is_file():
-        pytest.skip(f"{name} not found: set TINYLLM_DATA_DIR to the folder that holds it")
-    return path
 
 
 def _chars(lo: int, hi: int) -> str:
