@@ -412,7 +412,7 @@ def run(argv=None) -> dict:
     if "1" in args.parts:
         print(f"1. One block by hand (B=2, T=8, C={b.d_model}, {b.n_head} heads)")
         report["block_max_diff"] = block_by_hand(b.d_model, b.n_head)
-    datasets = [ToyData(b, args.seed), StoryData(b, args.seed)]
+    datasets = [ToyData(b, args.seed), StoryData(b, args.seed)] if {"2", "3"} & set(args.parts) else []
     if "2" in args.parts:
         print(f"\n2. Depth sweep: d_model {b.d_model}, {b.n_head} heads, batch {b.batch}, AdamW; toy: "
               f"{b.n_digits} digits (T={datasets[0].context}), {b.toy_steps} steps at lr {b.toy_lr}; stories: "
