@@ -6,7 +6,8 @@
 
 Modules: ``registry`` (download + sha256 + cache, load_text), ``stories`` (the
 synthetic story grammar), ``char`` (CharTokenizer), ``dataset`` (token arrays,
-.bin files, split, batches, tokenizer save/load).
+.bin files, split, batches, tokenizer save/load), ``tasks`` (toy copy / reverse / sort
+sequences, scored on the answer tokens only).
 """
 
 from tinyllm.data.char import CharTokenizer
