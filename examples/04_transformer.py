@@ -99,7 +99,7 @@ def block_by_hand(d_model: int, n_head: int, log=print) -> float:
     q, k, v = qkv[:, :nh], qkv[:, nh:2 * nh], qkv[:, 2 * nh:]
     show("q (and k, v): one row per head and token", q)
     S = show("scores S = q kᵀ / √hs", (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs)))
-    future = np.triu(np.ones((T, T), dtype=bool), k=1)
+    future = tinyllm.tensor(np.triu(np.ones((T, T), dtype=bool), k=1))  # (T, T), on the default device
     S = show("causal mask: S[i, j > i] = -inf", S.masked_fill(future, -math.inf))
     P = show("P = softmax(S) over keys", F.softmax(S, dim=-1))
     y = show("P v: each token a mix of values", P @ v)
