@@ -143,5 +143,7 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert "config.json missing" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path), "--tokenizer", "wordpiece"]) == 2
     assert "tokenizer must be" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path), "--device", "tpu"]) == 2
+    assert "unknown device 'tpu'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--bias", "maybe"])

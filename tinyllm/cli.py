@@ -77,6 +77,10 @@ def _train(args) -> int:
         overrides["out_dir"] = args.out
     try:
         cfg, model = preset(args.preset, **overrides)
+        if cfg.device is not None:
+            from tinyllm.backend import _check_device
+
+            _check_device(cfg.device)
     except (ValueError, NotImplementedError) as e:
         print(f"tinyllm train: {e}", file=sys.stderr)
         return 2
