@@ -113,8 +113,12 @@ def _encode(obj, path: tuple, tensors: dict):
     )
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees the old file or the new one, never half of one."""
+def write_atomic(path, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the new one, never half of one.
+
+    Every file tinyllm writes goes through here: checkpoints, configs, tokenizer files, logs.
+    """
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save {path}: the directory {directory} does not exist")
@@ -149,7 +153,7 @@ def save(obj: dict, path) -> None:
     tensors: dict = {}
     structure = _encode(obj, (), tensors)
     metadata = {FORMAT_KEY: FORMAT_VERSION, STRUCTURE_KEY: json.dumps(structure)}
-    _write_atomic(path, safetensors.numpy.save(tensors, metadata=metadata))
+    write_atomic(path, safetensors.numpy.save(tensors, metadata=metadata))
 
 
 # ----------------------------------------------------------------------------- load

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyllm.serialization import write_atomic
+
 FORMAT = "tinyllm.char"
 FORMAT_VERSION = 1
 
@@ -157,11 +159,9 @@ class CharTokenizer:
         """Write the vocabulary as JSON; returns the path. Written to a temporary file, then renamed."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         # subtle: ensure_ascii escapes every non-ASCII character as \uXXXX, so even a lone
         # surrogate (not encodable as UTF-8) survives the round trip.
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=True, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, (json.dumps(self.to_dict(), ensure_ascii=True, indent=1) + "\n").encode("utf-8"))
         return path
 
     @classmethod

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyllm.serialization import write_atomic
 from tinyllm.data.char import CharTokenizer
 
 CHAR_FILE = "tokenizer.json"
@@ -176,7 +177,7 @@ def save_tokens(path: str | os.PathLike, tokens: np.ndarray, vocab_size: int) ->
     meta = {"format": TOKENS_FORMAT, "version": TOKENS_VERSION, "dtype": dtype.name,
             "count": int(tokens.size), "vocab_size": int(vocab_size)}
     # subtle: the sidecar is written last, so a crash mid-write leaves a .bin that load_tokens refuses.
-    _sidecar(path).write_text(json.dumps(meta) + "\n", encoding="utf-8")
+    write_atomic(_sidecar(path), (json.dumps(meta) + "\n").encode("utf-8"))
     return path
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pathlib
 
 import numpy as np
@@ -50,7 +49,7 @@ from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.embedding import Embedding
 from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
-from tinyllm.serialization import _write_atomic, load, save
+from tinyllm.serialization import load, save, write_atomic
 from tinyllm.tensor import Tensor, no_grad
 
 WEIGHTS_NAME = "model.safetensors"
@@ -250,7 +249,7 @@ class GPT(Module):
         if self.config.tie_embeddings:
             del state["lm_head.weight"]
         save(dict(state), directory / WEIGHTS_NAME)
-        _write_atomic(os.fspath(directory / CONFIG_NAME),
+        write_atomic(directory / CONFIG_NAME,
                       (json.dumps(self.config.to_dict(), indent=2) + "\n").encode())
         return directory
 

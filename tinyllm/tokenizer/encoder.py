@@ -44,6 +44,7 @@ import threading
 import numpy as np
 
 from tinyllm.tokenizer.bpe_kernels import _build_kernel, _encode_pieces
+from tinyllm.tokenizer.reference import replace_surrogates
 from tinyllm.tokenizer.patterns import resolve_pattern
 from tinyllm.tokenizer.pretokenize import _fast_scanner, _spans, split_reference
 
@@ -82,12 +83,7 @@ def encode_ordinary_reference(text: str, ranks: dict[bytes, int], pattern: str |
 
 def _utf8(text: str) -> bytes:
     """UTF-8 bytes of text; lone surrogates become U+FFFD first (tiktoken's policy)."""
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        # subtle: a surrogate cannot be UTF-8 encoded; the utf-16 round trip replaces a lone one with
-        # U+FFFD and joins a high+low pair into one character (what tiktoken does)
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+    return replace_surrogates(text).encode("utf-8")
 
 
 class Encoder:

@@ -27,9 +27,9 @@ import base64
 import binascii
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from tinyllm.serialization import write_atomic
 
 FORMAT = "tinyllm-bpe"
 FORMAT_VERSION = 1
@@ -131,22 +131,8 @@ def format_ranks(ranks: dict[bytes, int]) -> bytes:
     return b"".join(base64.b64encode(t) + b" %d\n" % r for t, r in sorted(ranks.items(), key=lambda kv: kv[1]))
 
 
-def atomic_write(path, data: bytes) -> None:
-    """Write data to path so that a reader sees the old file or the new one, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+# written as every tinyllm file is: a temporary file, fsync, rename
+atomic_write = write_atomic
 
 
 def save(path, ranks: dict[bytes, int], pattern: str | None, special_tokens: dict[str, int]) -> None:

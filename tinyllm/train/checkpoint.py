@@ -22,11 +22,10 @@ state after s training steps, before step s's batch is drawn.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from tinyllm import backend
-from tinyllm.serialization import CheckpointError, load, save
+from tinyllm.serialization import CheckpointError, load, save, write_atomic
 
 CKPT_NAME = "ckpt.safetensors"
 FORMAT = "tinyllm-train-1"
@@ -90,9 +89,7 @@ def truncate_metrics(path, step: int) -> None:
         rec = json.loads(line)
         if rec["step"] < step or (rec["step"] == step and rec.get("eval")):
             kept.append(line)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(x + "\n" for x in kept))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(x + "\n" for x in kept).encode("utf-8"))
 
 
 def read_metrics(path) -> list[dict]:
