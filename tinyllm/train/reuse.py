@@ -1,0 +1,75 @@
+"""train_or_load: a finished run is reused, not retrained.
+
+Labs and the charts of later chapters need "a model trained on
+tinyshakespeare"; training it again in every lab wastes minutes. A run folder
+(from ``train`` or ``tinyllm train``) already records everything that defines
+the run: ckpt.safetensors holds the TrainConfig, the GPTConfig and the step.
+So:
+
+    same TrainConfig + same model fields + step == max_iters   -> load it (no training)
+    same configs, stopped early (Ctrl-C)                       -> resume it
+    anything else (no run, another config)                     -> train from scratch
+
+    result = train_or_load(*preset("shakespeare-char-cpu", out_dir="out/labs/shakespeare-char"))
+    result.model, result.tokenizer, result.val_loss, result.trained   # trained: False when reused
+
+``out_dir`` and ``device`` may differ between the saved and the asked run
+(where it lives and where it runs do not change what was learned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyllm.data import load_tokenizer
+from tinyllm.nn.config import GPTConfig
+from tinyllm.nn.gpt import GPT
+from tinyllm.train.checkpoint import CKPT_NAME, load_checkpoint, read_metrics
+from tinyllm.train.config import TrainConfig
+from tinyllm.train.loop import TrainResult, train
+
+_WHERE_NOT_WHAT = ("out_dir", "device")  # fields that do not change what a run learns
+
+
+@dataclass
+class ReusedRun(TrainResult):
+    trained: bool = True  # False: loaded from a finished run in out_dir
+
+
+def _same_run(state: dict, cfg: TrainConfig, model_fields: dict) -> bool:
+    saved = TrainConfig.from_dict(state["train_config"]).to_dict()
+    asked = cfg.to_dict()
+    for name in _WHERE_NOT_WHAT:
+        saved.pop(name, None)
+        asked.pop(name, None)
+    if saved != asked:
+        return False
+    model = GPTConfig.from_dict(state["model_config"])
+    wanted = GPTConfig(vocab_size=model.vocab_size, **model_fields)  # the vocabulary comes from the data
+    return wanted == model
+
+
+def _last_eval(out_dir: Path) -> dict:
+    path = out_dir / "metrics.jsonl"
+    evals = [r for r in read_metrics(path) if r.get("eval")] if path.exists() else []
+    return evals[-1] if evals else {}
+
+
+def train_or_load(cfg: TrainConfig, model_fields: dict, *, progress: bool = True, log=print) -> ReusedRun:
+    """The run ``train(cfg, model_fields)`` would produce, loaded from cfg.out_dir when it is already there."""
+    out_dir = Path(cfg.out_dir)
+    state = load_checkpoint(out_dir) if (out_dir / CKPT_NAME).exists() else None
+    if state is not None and _same_run(state, cfg, model_fields):
+        if int(state["step"]) >= cfg.max_iters:
+            model = GPT.from_pretrained(out_dir, device=cfg.device)
+            last = _last_eval(out_dir)
+            log(f"reusing the finished run in {out_dir} ({int(state['step'])} steps, "
+                f"val loss {last.get('val_loss', float('nan')):.4f})")
+            return ReusedRun(model=model, tokenizer=load_tokenizer(out_dir), out_dir=out_dir, step=int(state["step"]),
+                             train_loss=last.get("train_loss"), val_loss=last.get("val_loss"), stopped_early=False,
+                             trained=False)
+        result = train(cfg, model_fields, resume=True, progress=progress, log=log)
+    else:
+        result = train(cfg, model_fields, progress=progress, log=log)
+    return ReusedRun(**vars(result), trained=True)
