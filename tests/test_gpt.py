@@ -9,7 +9,7 @@ import pytest
 import tinyllm
 from tinyllm import backend, optim
 from tinyllm.nn import GPT, GPTConfig
-from tinyllm.nn.gpt import filter_logits, sample
+from tinyllm.inference.sampling import filter_logits, sample
 
 SMALL = dict(vocab_size=37, context_length=16, n_layer=2, n_head=4, d_model=32)
 
@@ -64,7 +64,7 @@ def test_config_defaults_and_derived_sizes():
     (dict(norm_eps=0.0), "norm_eps must be a positive number"),
     (dict(norm="batchnorm"), "unknown norm 'batchnorm'; expected one of 'layernorm', 'rmsnorm'"),
     (dict(activation="tanh"), "unknown activation 'tanh'; expected one of 'gelu', 'gelu_tanh', 'relu', 'silu'"),
-    (dict(pos_encoding="xpos"), "unknown pos_encoding 'xpos'; expected one of 'learned', 'none', 'sinusoidal'"),
+    (dict(pos_encoding="xpos"), "unknown pos_encoding 'xpos'; expected one of 'learned', 'sinusoidal', 'rope', 'alibi', 'none'"),
     (dict(attention="sparse"), "unknown attention 'sparse'; expected one of 'full'"),
 ])
 def test_config_rejects_bad_values_with_clear_errors(kw, match):
@@ -73,8 +73,6 @@ def test_config_rejects_bad_values_with_clear_errors(kw, match):
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(pos_encoding="rope"), "issue 8"),
-    (dict(pos_encoding="alibi"), "issue 8"),
     (dict(attention="sliding_window"), "sliding-window"),
 ])
 def test_config_names_planned_features_as_not_implemented(kw, match):
@@ -179,6 +177,11 @@ PARITY = {
     "rmsnorm-silu-gqa": dict(norm="rmsnorm", activation="silu", n_kv_head=2, norm_eps=0.1),
     "mqa-gelu_tanh-nopos": dict(n_kv_head=1, activation="gelu_tanh", pos_encoding="none", d_ff=48, norm_eps=0.1),
     "relu-3-layers": dict(activation="relu", n_layer=3, n_head=2),
+    "sinusoidal": dict(pos_encoding="sinusoidal"),
+    "rope-gqa": dict(pos_encoding="rope", n_kv_head=2, rope_theta=500.0),
+    "rope-rmsnorm-silu": dict(pos_encoding="rope", norm="rmsnorm", activation="silu", bias=False, n_head=2),
+    "alibi": dict(pos_encoding="alibi"),
+    "alibi-6-heads-mqa": dict(pos_encoding="alibi", n_head=6, d_model=48, n_kv_head=1),
 }
 
 
@@ -286,11 +289,22 @@ def test_greedy_is_the_argmax_of_a_full_forward_at_each_step():
 def test_generate_feeds_the_last_context_length_tokens():
     model = GPT(small())
     seen, inner = [], model.next_token_logits
-    model.next_token_logits = lambda window: seen.append(window.copy()) or inner(window)  # record the windows
-    out = model.generate(ids(B=2, T=5), 16, seed=0)
+    model.next_token_logits = lambda window, cache=None: seen.append(window.copy()) or inner(window, cache)
+    out = model.generate(ids(B=2, T=5), 16, seed=0, use_cache=False)
     assert [w.shape[1] for w in seen] == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 16, 16, 16, 16]
     for t, window in enumerate(seen, start=5):
         np.testing.assert_array_equal(window, out[:, max(0, t - 16):t])
+
+
+def test_cached_generate_reads_the_prompt_once_then_one_token_then_rereads_a_slid_window():
+    model = GPT(small())
+    seen, inner = [], model.next_token_logits
+    model.next_token_logits = lambda new, cache=None: seen.append((new.copy(), cache.length)) or inner(new, cache)
+    out = model.generate(ids(B=2, T=5), 16, seed=0)
+    # prefill 5, eleven 1-token decodes up to the context (16), then each step re-reads the slid window
+    assert [(w.shape[1], start) for w, start in seen] == [(5, 0)] + [(1, t) for t in range(5, 16)] + [(16, 0)] * 4
+    del model.next_token_logits
+    assert (model.generate(ids(B=2, T=5), 16, seed=0, use_cache=False) == out).all()
 
 
 def test_generate_rejects_bad_arguments():

@@ -13,7 +13,8 @@ It depends on torch only (``state_from_tinyllm`` imports tinyllm lazily), so the
 benchmarks reuse it as the PyTorch reference. Options: norm "layernorm" |
 "rmsnorm", activation "gelu" | "gelu_tanh" | "relu" | "silu", n_kv_head
 (grouped-query attention via SDPA's enable_gqa), bias, tie_embeddings,
-pos_encoding "learned" | "none", dropout.
+pos_encoding "learned" | "sinusoidal" | "rope" | "alibi" | "none" (written here
+from the papers and Hugging Face's Llama / BLOOM code, not from tinyllm's), rope_theta, dropout.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 _DEFAULTS = dict(d_ff=None, dropout=0.0, bias=True, tie_embeddings=True, pos_encoding="learned",
-                 norm="layernorm", activation="gelu", n_kv_head=None, attention="full", norm_eps=1e-5)
+                 norm="layernorm", activation="gelu", n_kv_head=None, attention="full", norm_eps=1e-5,
+                 rope_theta=10000.0)
 _REQUIRED = ("vocab_size", "context_length", "n_layer", "n_head", "d_model")
 
 
@@ -38,7 +40,7 @@ def resolve_config(config) -> SimpleNamespace:
     c = SimpleNamespace(**{k: get(k) for k in _REQUIRED}, **{k: get(k, v) for k, v in _DEFAULTS.items()})
     c.d_ff = c.d_ff or 4 * c.d_model
     c.n_kv_head = c.n_kv_head or c.n_head
-    if c.pos_encoding not in ("learned", "none") or c.attention != "full":
+    if c.pos_encoding not in ("learned", "sinusoidal", "rope", "alibi", "none") or c.attention != "full":
         raise NotImplementedError(f"torch_gpt: pos_encoding={c.pos_encoding!r}, attention={c.attention!r}")
     return c
 
@@ -55,9 +57,41 @@ def _activation(name):
     return {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU(), "silu": nn.SiLU()}[name]
 
 
+def rotate_half(x):  # Hugging Face's modeling_llama.rotate_half
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rope_cos_sin(T, hs, theta):  # Hugging Face's LlamaRotaryEmbedding (default rope type), in float64 then float32
+    inv_freq = 1.0 / (theta ** (torch.arange(0, hs, 2, dtype=torch.float64) / hs))
+    freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos().float(), emb.sin().float()
+
+
+def alibi_slopes(n):  # Press et al.'s get_slopes (github.com/ofirpress/attention_with_linear_biases)
+    def power_of_2(n):
+        start = 2 ** (-2 ** -(math.log2(n) - 3))
+        return [start * start ** i for i in range(n)]
+    if math.log2(n).is_integer():
+        return power_of_2(n)
+    closest = 2 ** math.floor(math.log2(n))
+    return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][: n - closest]
+
+
+def sinusoidal(T, d):  # Vaswani et al. §3.5, as in The Annotated Transformer
+    pe = torch.zeros(T, d, dtype=torch.float64)
+    position = torch.arange(T, dtype=torch.float64)[:, None]
+    div_term = torch.exp(torch.arange(0, d, 2, dtype=torch.float64) * -(math.log(10000.0) / d))
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe.float()
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, c):
         super().__init__()
+        self.pos_encoding, self.rope_theta = c.pos_encoding, c.rope_theta
         self.n_head, self.n_kv_head, self.head_dim = c.n_head, c.n_kv_head, c.d_model // c.n_head
         self.c_attn = nn.Linear(c.d_model, c.d_model + 2 * c.n_kv_head * self.head_dim, bias=c.bias)
         self.c_proj = nn.Linear(c.d_model, c.d_model, bias=c.bias)
@@ -71,8 +105,17 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
         v = v.view(B, T, nkv, hs).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                           is_causal=True, enable_gqa=nkv != nh)
+        mask, causal = None, True
+        if self.pos_encoding == "rope":
+            cos, sin = rope_cos_sin(T, hs, self.rope_theta)
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        elif self.pos_encoding == "alibi":  # the paper: -m·(i - j) below the diagonal, -inf above
+            i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+            slopes = torch.tensor(alibi_slopes(nh), dtype=torch.float64)[:, None, None]
+            mask = (-slopes * (i - j)).masked_fill(j > i, float("-inf")).float()
+            causal = False
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+                                           is_causal=causal, enable_gqa=nkv != nh)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -136,6 +179,8 @@ class GPT(nn.Module):
         x = self.transformer.wte(idx)
         if "wpe" in self.transformer:
             x = x + self.transformer.wpe(torch.arange(T, dtype=torch.long, device=idx.device))
+        elif self.config.pos_encoding == "sinusoidal":
+            x = x + sinusoidal(T, self.config.d_model)
         x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x)

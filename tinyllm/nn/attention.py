@@ -18,32 +18,56 @@ The layout of c_attn's outputs is GPT-2's: all query heads, then all key
 heads, then all value heads, each head a run of hs numbers, so GPT-2's
 checkpoint loads without reordering.
 
+Positions (GPTConfig.pos_encoding, tinyllm/nn/positional/): "rope" rotates q
+and k by their absolute positions before the product; "alibi" adds
+-m_h·|i - j| to the scores; the others act on the embeddings, not here.
+
+With a KVCache (tinyllm/inference/kv_cache.py) the T new tokens sit at
+positions offset .. offset+T-1 (offset = what the cache holds): their k, v are
+stored, and their queries attend over all offset + T cached keys; query i may
+see key j when j <= offset + i.
+
 Example (C = 4, nh = 2, nkv = 1, hs = 2): c_attn maps 4 -> 4 + 2·1·2 = 8;
 outputs 0-3 are q (heads 0, 1), 4-5 are k, 6-7 are v.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from tinyllm import backend
 from tinyllm import functional as F
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
+from tinyllm.nn.positional import alibi_bias, apply_rope, rope_cos_sin
+from tinyllm.tensor import Tensor
 
 
 class CausalSelfAttention(Module):
-    """(B, T, C) -> (B, T, C): causal multi-head / grouped-query self-attention, fused QKV."""
+    """(B, T, C) -> (B, T, C): causal multi-head / grouped-query self-attention, fused QKV.
+
+    ``causal = False`` lets every query see every key (the bidirectional ablation of §2).
+    ``record = True`` keeps each forward's attention probabilities, a host float32 array
+    (B, n_head, T_q, T_k), in ``last_weights`` (see record_attention).
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.kv_heads, config.head_dim
         self.dropout = config.dropout
+        self.pos_encoding, self.rope_theta = config.pos_encoding, config.rope_theta
         C, hs = config.d_model, config.head_dim
         self.c_attn = Linear(C, C + 2 * self.n_kv_head * hs, bias=config.bias)  # q (C) | k (nkv·hs) | v (nkv·hs)
         self.c_proj = Linear(C, C, bias=config.bias)
         self.resid_dropout = Dropout(config.dropout)
+        self.causal = True
+        self.record = False
+        self.last_weights = None
 
-    def forward(self, x):
+    def qkv(self, x, offset: int = 0):
+        """q (B, nh, T, hs), k, v (B, nkv, T, hs) of x (B, T, C) at positions offset.., RoPE applied."""
         B, T, C = x.shape
         nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim
         # subtle: one reshape + one transpose + three slices of the head axis, instead of splitting
@@ -53,10 +77,80 @@ class CausalSelfAttention(Module):
         q = qkv[:, :nh]                  # (B, nh, T, hs)
         k = qkv[:, nh:nh + nkv]          # (B, nkv, T, hs)
         v = qkv[:, nh + nkv:]            # (B, nkv, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                           is_causal=True, enable_gqa=nkv != nh)  # (B, nh, T, hs)
+        if self.pos_encoding == "rope":
+            cos, sin = rope_cos_sin(np.arange(offset, offset + T), hs, self.rope_theta)  # (T, hs) each
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return q, k, v
+
+    def _mask(self, T: int, S: int, offset: int, device: str):
+        """(attn_mask, is_causal) for T queries at positions offset.. over S keys at 0..S-1."""
+        bias = None
+        if self.pos_encoding == "alibi":
+            bias = alibi_bias(self.n_head, np.arange(offset, offset + T), np.arange(S))  # (nh, T, S)
+        # subtle: sdpa's is_causal is aligned top-left (query i sees keys j <= i); with cached keys
+        # in front (offset > 0) the diagonal moves right by offset, so an explicit mask is needed,
+        # except for one query (decode), which sees every key anyway.
+        explicit = self.causal and offset > 0 and T > 1
+        if explicit or (bias is not None and self.causal and offset > 0):
+            hidden = np.arange(S)[None, :] > (np.arange(T) + offset)[:, None]  # (T, S): key after query
+            bias = np.where(hidden, -np.inf, 0.0).astype(np.float32) if bias is None \
+                else np.where(hidden[None], -np.inf, bias).astype(np.float32)
+        is_causal = self.causal and offset == 0
+        if bias is not None:
+            bias = Tensor(backend.asarray(bias, device=device))
+        return bias, is_causal
+
+    def forward(self, x, cache=None, layer: int = 0):
+        B, T, C = x.shape
+        offset = 0 if cache is None else cache.length
+        q, k, v = self.qkv(x, offset)
+        if cache is not None:  # store the new k, v; attend over everything cached (constants: no graph)
+            k_all, v_all = cache.write(layer, k.data, v.data)  # (B, nkv, offset+T, hs)
+            k, v = Tensor(k_all), Tensor(v_all)
+        S = k.shape[2]
+        mask, is_causal = self._mask(T, S, offset, x.device)
+        if self.record:
+            self.last_weights = attention_probabilities(q, k, mask, is_causal)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+                                           is_causal=is_causal, enable_gqa=self.n_kv_head != self.n_head)  # (B,nh,T,hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B,nh,T,hs) -> (B,T,nh,hs) -> (B,T,C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
     def extra_repr(self) -> str:
-        return f"n_head={self.n_head}, n_kv_head={self.n_kv_head}, head_dim={self.head_dim}"
+        return (f"n_head={self.n_head}, n_kv_head={self.n_kv_head}, head_dim={self.head_dim}, "
+                f"pos_encoding={self.pos_encoding!r}")
+
+
+def attention_probabilities(q, k, mask=None, is_causal=True) -> np.ndarray:
+    """softmax(q kᵀ/√hs + mask) as a host float32 array (B, nh, T, S), computed step by step in float64.
+
+    q (B, nh, T, hs), k (B, nkv, S, hs) (each key head serves nh/nkv query heads); mask None or a
+    float (…, T, S) Tensor/array added to the scores; is_causal hides key j > query i (top-left).
+    """
+    qh = backend.to_numpy(q.data if isinstance(q, Tensor) else q).astype(np.float64)
+    kh = backend.to_numpy(k.data if isinstance(k, Tensor) else k).astype(np.float64)
+    kh = np.repeat(kh, qh.shape[1] // kh.shape[1], axis=1)  # GQA: (B, nkv, S, hs) -> (B, nh, S, hs)
+    scores = qh @ kh.swapaxes(-1, -2) / np.sqrt(qh.shape[-1])  # (B, nh, T, S)
+    if mask is not None:
+        scores = scores + backend.to_numpy(mask.data if isinstance(mask, Tensor) else mask)
+    T, S = scores.shape[-2:]
+    if is_causal:
+        scores = np.where(np.arange(S)[None, :] > np.arange(T)[:, None], -np.inf, scores)
+    scores -= scores.max(axis=-1, keepdims=True)
+    p = np.exp(scores)
+    return (p / p.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def record_attention(model, on: bool = True) -> list:
+    """Turn recording of attention probabilities on (or off) in every attention module of model.
+
+    Returns the modules in block order; after a forward, each one's ``last_weights`` is
+    (B, n_head, T_q, T_k). Works for CausalSelfAttention and lab 4's VariantAttention.
+    """
+    mods = [m for m in model.modules() if isinstance(m, CausalSelfAttention)]
+    if not mods:
+        raise ValueError("record_attention: the model has no attention modules")
+    for m in mods:
+        m.record = on
+        m.last_weights = None
+    return mods

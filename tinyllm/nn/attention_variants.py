@@ -36,6 +36,7 @@ import numpy as np
 from tinyllm import backend
 from tinyllm import functional as F
 from tinyllm.creation import zeros_like
+from tinyllm.nn import attention
 from tinyllm.nn.attention import CausalSelfAttention
 from tinyllm.nn.config import GPTConfig
 
@@ -66,6 +67,10 @@ class VariantAttention(CausalSelfAttention):
                              f"n_head={self.n_head}, n_kv_head={self.n_kv_head}; set n_kv_head=None")
         if self.dropout:
             raise ValueError(f"VariantAttention has no attention dropout; build it with dropout=0, got {self.dropout}")
+        if config.pos_encoding in ("rope", "alibi"):
+            raise ValueError(f"VariantAttention changes q, k, v before any position is applied inside attention; "
+                             f"use a model with pos_encoding 'learned', 'sinusoidal' or 'none', got "
+                             f"{config.pos_encoding!r}")
         self.variant = variant
         self.rng = np.random.default_rng(list(seed) if isinstance(seed, tuple) else seed)
         self.record = False
@@ -75,8 +80,8 @@ class VariantAttention(CausalSelfAttention):
     def scale(self) -> float:
         return 1.0 if self.variant == "no_scale" else 1.0 / math.sqrt(self.head_dim)
 
-    def qkv(self, x):
-        """The variant's q, k, v for x (B, T, C), each (B, nh, T, hs)."""
+    def qkv(self, x, offset: int = 0):
+        """The variant's q, k, v for x (B, T, C), each (B, nh, T, hs) (no RoPE: see __init__)."""
         B, T, C = x.shape
         nh, hs = self.n_head, self.head_dim
         fused = self.c_attn(x).reshape(B, T, 3 * nh, hs).transpose(1, 2)  # (B,T,3C) -> (B,3nh,T,hs)
@@ -111,7 +116,10 @@ class VariantAttention(CausalSelfAttention):
         future = xp.triu(xp.ones((T, T), dtype=bool), k=1)  # (T, T), True where j > i
         return F.softmax(S.masked_fill(future, -math.inf), dim=-1)
 
-    def forward(self, x):
+    def forward(self, x, cache=None, layer: int = 0):
+        if cache is not None:
+            raise ValueError("VariantAttention does not take a KV cache (a lab-4 experiment); generate with "
+                             "use_cache=False")
         B, T, C = x.shape
         q, k, v = self.qkv(x)
         if self.variant == "shuffle_k" or self.record:  # the steps one by one, P in hand
@@ -159,10 +167,6 @@ def use_variant(model, variant: str, seed: int = 0):
 
 def record_attention(model, on: bool = True) -> list:
     """Turn weight recording on (or off) in every VariantAttention of `model`; returns them, block order."""
-    mods = [m for m in model.modules() if isinstance(m, VariantAttention)]
-    if not mods:
+    if not any(isinstance(m, VariantAttention) for m in model.modules()):
         raise ValueError("record_attention: the model has no VariantAttention; call use_variant(model, ...) first")
-    for m in mods:
-        m.record = on
-        m.last_weights = None
-    return mods
+    return attention.record_attention(model, on)

@@ -45,6 +45,7 @@ class Block(Module):
         self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x, cache=None, layer: int = 0):
+        """cache, layer: a KVCache and this block's index in it (see CausalSelfAttention)."""
+        x = x + self.attn(self.ln_1(x), cache=cache, layer=layer)
         return x + self.mlp(self.ln_2(x))

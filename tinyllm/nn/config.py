@@ -11,7 +11,8 @@ absolute positions, LayerNorm, GELU, d_ff = 4·d_model, biases, tied input and
 output embeddings. The switches that later chapters fill in are fields now,
 so a config file written today stays readable:
 
-    pos_encoding  "learned" | "none"                 (sinusoidal, rope, alibi: issue 8, §2)
+    pos_encoding  "learned" | "sinusoidal" | "rope" | "alibi" | "none"      (§2, tinyllm/nn/positional/)
+    rope_theta    RoPE's base: plane i turns by θ_i = rope_theta^(-2i/hs) per position (10000 in the paper)
     norm          "layernorm" | "rmsnorm"
     activation    "gelu" | "gelu_tanh" | "relu" | "silu"   (gelu_tanh is GPT-2's own "gelu_new")
     n_kv_head     None (= n_head, multi-head) | a divisor of n_head (grouped-query; 1 = multi-query)
@@ -32,14 +33,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-POS_ENCODINGS = ("learned", "none")
+POS_ENCODINGS = ("learned", "sinusoidal", "rope", "alibi", "none")
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
 ATTENTIONS = ("full",)
 
 # names that later issues will implement: accepted as words, refused with a pointer until then
 _PLANNED = {
-    "pos_encoding": {name: "issue 8 (positional encodings, §2)" for name in ("sinusoidal", "rope", "alibi")},
     "attention": {name: "a later attention chapter (sliding-window and flash attention)"
                   for name in ("sliding_window", "flash")},
 }
@@ -80,6 +80,7 @@ class GPTConfig:
     n_kv_head: int | None = None     # None -> n_head
     attention: str = "full"
     norm_eps: float = 1e-5
+    rope_theta: float = 10000.0      # used by pos_encoding="rope" only
 
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "n_layer", "n_head", "d_model"):
@@ -104,6 +105,16 @@ class GPTConfig:
                 raise ValueError(f"GPTConfig: {name} must be True or False, got {getattr(self, name)!r}")
         if isinstance(self.norm_eps, bool) or not isinstance(self.norm_eps, (int, float)) or not self.norm_eps > 0:
             raise ValueError(f"GPTConfig: norm_eps must be a positive number, got {self.norm_eps!r}")
+        if isinstance(self.rope_theta, bool) or not isinstance(self.rope_theta, (int, float)) \
+                or not 1.0 < self.rope_theta < float("inf"):
+            raise ValueError(f"GPTConfig: rope_theta must be a finite number > 1 (RoPE's base, e.g. 10000), "
+                             f"got {self.rope_theta!r}")
+        if self.pos_encoding == "rope" and self.head_dim % 2:
+            raise ValueError(f"GPTConfig: pos_encoding='rope' turns pairs of a head's dims, so head_dim = "
+                             f"d_model // n_head must be even; got {self.head_dim}")
+        if self.pos_encoding == "sinusoidal" and self.d_model % 2:
+            raise ValueError(f"GPTConfig: pos_encoding='sinusoidal' pairs sin and cos dims, so d_model must be even; "
+                             f"got {self.d_model}")
         _choice("pos_encoding", self.pos_encoding, POS_ENCODINGS)
         _choice("norm", self.norm, NORMS)
         _choice("activation", self.activation, ACTIVATIONS)

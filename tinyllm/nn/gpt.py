@@ -4,6 +4,7 @@ Given token ids (B, T) it predicts, at every position, a distribution over the
 next token:
 
     x      = wte[idx] + wpe[0..T-1]                        (B, T, C) token + position vectors
+                                                           (or another GPTConfig.pos_encoding, §2)
     x      = Block_L(... Block_1(x))                       pre-norm attention + MLP, residuals
     logits = ln_f(x) W_headᵀ                               (B, T, V), W_head = wte when tied
     loss   = mean over (b, t) of -log softmax(logits[b, t])[targets[b, t]]
@@ -25,8 +26,9 @@ grow with depth.
 Example:
     >>> model = GPT(GPTConfig(vocab_size=65, context_length=64, n_layer=4, n_head=4, d_model=128))
     >>> logits, loss = model(x, y)            # x, y: int arrays (12, 64) -> logits (12, 64, 65), loss ()
-    >>> model.generate(x[:1, :8], 100, temperature=0.8, top_k=10, seed=0).shape
+    >>> model.generate(x[:1, :8], 100, temperature=0.8, top_k=10, seed=0).shape   # KV-cached (§6)
     (1, 108)
+    >>> cache = model.make_cache(batch_size=1); logits, _ = model(x[:1, :8], cache=cache)  # then more, one by one
     >>> model.save_pretrained("out/model"); GPT.from_pretrained("out/model")
 """
 
@@ -49,6 +51,7 @@ from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.embedding import Embedding
 from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
+from tinyllm.nn.positional import sinusoidal_table
 from tinyllm.serialization import load, save, write_atomic
 from tinyllm.tensor import Tensor, no_grad
 
@@ -96,7 +99,7 @@ class GPT(Module):
         return self.transformer.wte.weight.device
 
     # ------------------------------------------------------------------ forward
-    def _ids(self, idx, name: str):
+    def _ids(self, idx, name: str, check_length: bool = True):
         """idx as an integer (B, T) array on the model's device, checked (on the host) against vocab_size."""
         data = idx.data if isinstance(idx, Tensor) else idx
         if not backend.is_array(data):
@@ -108,7 +111,7 @@ class GPT(Module):
             raise ValueError(f"GPT: {name} must have shape (B, T), got {tuple(data.shape)}; "
                              f"for a single sequence pass ids[None]")
         T, ctx = data.shape[1], self.config.context_length
-        if T > ctx:
+        if check_length and T > ctx:
             raise ValueError(f"GPT: {name} has T={T} tokens but context_length={ctx}; crop it to the last "
                              f"{ctx} tokens ({name}[:, -{ctx}:]) or build a model with a longer context")
         device = backend.device_of(data)
@@ -126,25 +129,68 @@ class GPT(Module):
                                f"move it with .to({self.device!r})")
         return data
 
-    def hidden_states(self, idx):
-        """The final-normed residual stream ln_f(x), (B, T, C): everything but the LM head."""
-        ids = self._ids(idx, "idx")
+    def _positions(self, T: int, offset: int, cache) -> None:
+        """Check that positions offset .. offset+T-1 exist (and fit in the cache)."""
+        ctx = self.config.context_length
+        if cache is not None:
+            if cache.n_layer != self.config.n_layer or cache.keys.shape[2] != self.config.kv_heads \
+                    or cache.keys.shape[4] != self.config.head_dim:
+                raise ValueError(f"GPT: the cache {cache!r} was not made for this model; use model.make_cache(...)")
+            cache.check_room(T)
+        if offset + T > ctx:
+            raise ValueError(f"GPT: positions {offset}..{offset + T - 1} go past context_length={ctx}; "
+                             f"the cache holds {offset} and {T} more came; reset() it and re-read the last "
+                             f"{ctx} tokens, or build a model with a longer context")
+
+    def _position_vectors(self, T: int, offset: int):
+        """(T, C) added to the token embeddings ("learned", "sinusoidal"), or None."""
+        kind = self.config.pos_encoding
+        if kind == "learned":
+            return self.transformer.wpe(arange(offset, offset + T, device=self.device))  # (T, C)
+        if kind == "sinusoidal":
+            table = self.__dict__.get("_sinusoidal")
+            if table is None or table.shape[0] != self.config.context_length or backend.device_of(table) != self.device:
+                table = backend.asarray(sinusoidal_table(self.config.context_length, self.config.d_model),
+                                        device=self.device)  # built on first use, not a parameter
+                self.__dict__["_sinusoidal"] = table
+            return Tensor(table[offset:offset + T])  # a constant (T, C)
+        return None  # rope and alibi act inside attention; none adds nothing
+
+    def hidden_states(self, idx, cache=None):
+        """The final-normed residual stream ln_f(x), (B, T, C): everything but the LM head.
+
+        With a KVCache, idx continues what the cache holds (see forward).
+        """
+        ids = self._ids(idx, "idx", check_length=cache is None)
         B, T = ids.shape
-        wte = self.transformer.wte
-        x = wte(ids)  # (B, T) -> (B, T, C)
-        if self.config.pos_encoding == "learned":
-            x = x + self.transformer.wpe(arange(T, device=self.device))  # (B,T,C) + (T,C)
+        offset = 0 if cache is None else cache.length
+        self._positions(T, offset, cache)
+        x = self.transformer.wte(ids)  # (B, T) -> (B, T, C)
+        pos = self._position_vectors(T, offset)
+        if pos is not None:
+            x = x + pos  # (B,T,C) + (T,C)
         x = self.transformer.drop(x)
-        for block in self.transformer.h:
-            x = block(x)
+        for layer, block in enumerate(self.transformer.h):
+            x = block(x, cache=cache, layer=layer)
+        if cache is not None:
+            cache.advance(T)  # every layer has written positions offset .. offset+T-1
         return self.transformer.ln_f(x)
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, cache=None):
         """(logits (B, T, V), loss) for ids (B, T); loss is None without targets.
 
         ``targets`` (B, T) are the next tokens (idx shifted by one); IGNORE_INDEX (-100) entries are skipped.
+        ``cache`` (from make_cache): idx is the continuation of the tokens the cache holds, at
+        positions cache.length.. ; their keys and values are appended. No graph is built then
+        (a cache is for inference).
         """
-        logits = self.lm_head(self.hidden_states(idx))  # (B, T, C) -> (B, T, V)
+        if cache is not None:
+            with no_grad():
+                return self._forward(idx, targets, cache)
+        return self._forward(idx, targets, None)
+
+    def _forward(self, idx, targets, cache):
+        logits = self.lm_head(self.hidden_states(idx, cache))  # (B, T, C) -> (B, T, V)
         if targets is None:
             return logits, None
         B, T, V = logits.shape
@@ -160,48 +206,47 @@ class GPT(Module):
                                ignore_index=self.IGNORE_INDEX)
         return logits, loss
 
+    def make_cache(self, batch_size: int = 1, max_len: int | None = None):
+        """An empty KVCache for this model: batch_size rows, up to max_len (<= context_length) positions."""
+        from tinyllm.inference.kv_cache import KVCache
+
+        ctx = self.config.context_length
+        max_len = ctx if max_len is None else max_len
+        if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or not 1 <= max_len <= ctx:
+            raise ValueError(f"make_cache: max_len must be an integer in [1, context_length={ctx}], got {max_len!r}")
+        c = self.config
+        return KVCache(c.n_layer, batch_size, c.kv_heads, int(max_len), c.head_dim,
+                       dtype=self.transformer.wte.weight.dtype, device=self.device)
+
     # ------------------------------------------------------------------ generation
     @no_grad()
-    def next_token_logits(self, idx) -> np.ndarray:
-        """Host float32 logits (B, V) of the token after each row of idx (B, T <= context_length).
+    def next_token_logits(self, idx, cache=None) -> np.ndarray:
+        """Host float32 logits (B, V) of the token after each row of idx (B, T).
 
-        Only the last position goes through the LM head. (The KV-cache chapter
-        makes this incremental; generate only ever calls this.)
+        Only the last position goes through the LM head. With a cache, idx is what
+        comes after the cached tokens (see forward).
         """
-        h = self.hidden_states(idx)
+        h = self.hidden_states(idx, cache)
         return backend.to_numpy(self.lm_head(h[:, -1]).data)  # (B, C) -> (B, V), to the host
 
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 seed=None) -> np.ndarray:
+                 top_p: float | None = None, min_p: float | None = None, repetition_penalty: float = 1.0,
+                 presence_penalty: float = 0.0, frequency_penalty: float = 0.0, seed=None,
+                 use_cache: bool = True) -> np.ndarray:
         """Extend each row of idx (B, T) by max_new_tokens sampled tokens -> int64 (B, T + max_new_tokens).
 
-        Each step: next-token logits of the last context_length tokens (in eval
-        mode, no graph) -> filter (temperature, top-k) -> sample. temperature=0
-        is greedy (argmax). ``seed`` (an int, or a np.random.Generator) makes the
-        sampling repeatable; None draws a seed from tinyllm's generator, so
-        ``tinyllm.manual_seed`` repeats it too. The model's train/eval mode is restored after.
+        Each step: next-token logits (in eval mode, no graph; with a KV cache unless
+        use_cache=False) -> penalties -> filters (temperature, top-k, top-p, min-p; Hugging
+        Face's order) -> sample. temperature=0 is greedy (argmax). ``seed`` (an int, or a
+        np.random.Generator) makes the sampling repeatable; None draws a seed from tinyllm's
+        generator, so ``tinyllm.manual_seed`` repeats it too. The train/eval mode is restored
+        after. The loop is tinyllm/inference/generate.py; the knobs, tinyllm/inference/sampling.py.
         """
-        raw = idx.data if isinstance(idx, Tensor) else idx
-        ids = backend.to_numpy(raw) if backend.is_array(raw) else np.asarray(raw)  # sampling runs on the host
-        if ids.dtype.kind not in "iu" or ids.ndim != 2 or ids.shape[1] == 0:
-            raise ValueError(f"generate: idx must be integer ids of shape (B, T) with T >= 1, got {ids.dtype} "
-                             f"array of shape {ids.shape}")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) \
-                or max_new_tokens < 0:
-            raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-        check_sampling_args(temperature, top_k)
-        rng = make_rng(seed)
-        ids = ids.astype(np.int64)
-        was_training = self.training
-        self.eval()
-        try:
-            for _ in range(int(max_new_tokens)):
-                logits = self.next_token_logits(ids[:, -self.config.context_length:])  # (B, V)
-                nxt = sample(filter_logits(logits, temperature, top_k), rng, greedy=temperature == 0)
-                ids = np.concatenate([ids, nxt[:, None]], axis=1)  # (B, T) -> (B, T+1)
-        finally:
-            self.train(was_training)
-        return ids
+        from tinyllm.inference.generate import generate
+
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                        min_p=min_p, repetition_penalty=repetition_penalty, presence_penalty=presence_penalty,
+                        frequency_penalty=frequency_penalty, seed=seed, use_cache=use_cache)
 
     # ------------------------------------------------------------------ sizes
     def num_parameters(self, non_embedding: bool = False) -> int:
@@ -281,51 +326,3 @@ class GPT(Module):
             raise ValueError(f"GPT.from_pretrained: {WEIGHTS_NAME} does not match {CONFIG_NAME} in {directory}:\n{e}"
                              ) from e
         return model.eval()
-
-
-# ---------------------------------------------------------------------- sampling, a step at a time
-
-
-def check_sampling_args(temperature, top_k) -> None:
-    if not isinstance(temperature, (int, float, np.floating)) or not 0 <= temperature < math.inf:
-        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
-        raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
-
-
-def make_rng(seed) -> np.random.Generator:
-    """A NumPy generator: from an int seed, as given, or (None) seeded from tinyllm's cpu generator."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        seed = int(backend.randint(0, 2**63 - 1, (), device="cpu"))
-    return np.random.default_rng(seed)
-
-
-def filter_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
-    """logits / temperature, with all but the top_k largest per row set to -inf (ties at the k-th kept).
-
-    filter_logits([[1., 3., 2.]], temperature=2.0, top_k=2) -> [[-inf, 1.5, 1.0]]
-    """
-    out = np.array(logits, dtype=np.float64)  # a copy, in float64 for the softmax that follows
-    if temperature > 0:
-        out /= temperature
-    if top_k is not None and top_k < out.shape[-1]:
-        kth = np.partition(out, -top_k, axis=-1)[..., -top_k:].min(axis=-1, keepdims=True)
-        out[out < kth] = -np.inf
-    return out
-
-
-def sample(logits: np.ndarray, rng: np.random.Generator, greedy: bool = False) -> np.ndarray:
-    """One token per row of logits (B, V) -> int64 (B,): argmax, or a draw from softmax(logits).
-
-    The draw inverts the cumulative distribution with one uniform u per row:
-    the first token whose cumulative probability exceeds u (tokens at -inf have
-    no width, so they are never drawn). With p = [0.2, 0.5, 0.3] and u = 0.6 -> 1.
-    """
-    if greedy:
-        return logits.argmax(axis=-1).astype(np.int64)
-    p = np.exp(logits - logits.max(axis=-1, keepdims=True))  # (B, V), unnormalized
-    cdf = np.cumsum(p, axis=-1)
-    u = rng.random(logits.shape[0])[:, None] * cdf[:, -1:]  # (B, 1), uniform in [0, total)
-    return np.minimum((cdf <= u).sum(axis=-1), logits.shape[-1] - 1).astype(np.int64)

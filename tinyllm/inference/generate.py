@@ -1,0 +1,76 @@
+"""generate: extend token sequences one sampled token at a time, with a KV cache (§5, §6).
+
+    ids = prompt                                     (B, T0)
+    repeat max_new_tokens times:
+        logits = model's next-token logits for ids   (B, V)   cached: only the new token is read
+        logits = apply_penalties(logits, ids, ...)            repetition / presence / frequency
+        logits = filter_logits(logits, T, top_k, top_p, min_p)
+        ids    = ids + [sample(logits)]                        greedy when temperature = 0
+
+With the cache (the default), the prompt is read once (prefill) and each
+step after reads a single token (decode): its query attends over the cached
+keys and values. Without it every step re-reads the last context_length
+tokens. Both give the same logits (to float rounding) and, greedily, the same
+tokens (tests/test_kv_cache.py).
+
+At the context limit: once the sequence is longer than context_length, a
+step must see only the last context_length tokens, at positions
+0..context_length-1 again, so every cached key is at the wrong position. The
+cached path then re-reads that window each step (reset + prefill): the same
+tokens the uncached path sees, so the output stays identical, at the
+uncached speed. A model with a longer context, or a sliding-window
+attention, avoids it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyllm import backend
+from tinyllm.inference.sampling import apply_penalties, check_sampling_args, filter_logits, make_rng, sample
+from tinyllm.tensor import Tensor
+
+
+def _check_ids(idx) -> np.ndarray:
+    raw = idx.data if isinstance(idx, Tensor) else idx
+    ids = backend.to_numpy(raw) if backend.is_array(raw) else np.asarray(raw)  # sampling runs on the host
+    if ids.dtype.kind not in "iu" or ids.ndim != 2 or ids.shape[1] == 0:
+        raise ValueError(f"generate: idx must be integer ids of shape (B, T) with T >= 1, got {ids.dtype} "
+                         f"array of shape {ids.shape}")
+    return ids.astype(np.int64)
+
+
+def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, min_p: float | None = None, repetition_penalty: float = 1.0,
+             presence_penalty: float = 0.0, frequency_penalty: float = 0.0, seed=None,
+             use_cache: bool = True) -> np.ndarray:
+    """idx (B, T) -> int64 (B, T + max_new_tokens); see the module docstring (GPT.generate calls this)."""
+    ids = _check_ids(idx)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
+        raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    check_sampling_args(temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty)
+    penalize = repetition_penalty != 1.0 or presence_penalty != 0.0 or frequency_penalty != 0.0
+    rng = make_rng(seed)
+    ctx = model.config.context_length
+    cache = model.make_cache(batch_size=ids.shape[0]) if use_cache and max_new_tokens > 0 else None
+    was_training = model.training
+    model.eval()
+    try:
+        for _ in range(int(max_new_tokens)):
+            if cache is None:
+                logits = model.next_token_logits(ids[:, -ctx:])  # (B, V), the whole window re-read
+            else:
+                if ids.shape[1] > ctx:  # the window slid: every position moved (module docstring)
+                    cache.reset()
+                    new = ids[:, -ctx:]
+                else:
+                    new = ids[:, cache.length:]  # the prompt (prefill), then the last token (decode)
+                logits = model.next_token_logits(new, cache=cache)
+            if penalize:
+                logits = apply_penalties(logits, ids, repetition_penalty, presence_penalty, frequency_penalty)
+            logits = filter_logits(logits, temperature, top_k, top_p, min_p)
+            nxt = backend.to_numpy(sample(logits, rng, greedy=temperature == 0))
+            ids = np.concatenate([ids, nxt.reshape(-1, 1).astype(np.int64)], axis=1)  # (B, T) -> (B, T+1)
+    finally:
+        model.train(was_training)
+    return ids
