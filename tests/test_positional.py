@@ -192,7 +192,7 @@ def test_the_model_depends_on_order_only_through_its_encoding():
         tinyllm.manual_seed(0)
         model = GPT(GPTConfig(vocab_size=11, context_length=8, n_layer=1, n_head=2, d_model=8, pos_encoding=pos))
         for p in model.parameters():  # bigger weights than GPT-2's init, so the differences are not tiny
-            p.data[...] = np.random.default_rng(1).normal(0, 0.5, p.shape).astype(np.float32)
+            p.data[...] = tinyllm.tensor(np.random.default_rng(1).normal(0, 0.5, p.shape).astype(np.float32)).data
         a, b = host(model(x)[0])[0, -1], host(model(y)[0])[0, -1]
         if pos == "none":
             np.testing.assert_allclose(a, b, atol=1e-5)
