@@ -136,6 +136,15 @@ def test_cli_train_then_sample(tmp_path, capsys):
     greedy = capsys.readouterr().out
     main(["sample", "--ckpt", str(out), "--prompt", "Once", "--max-new-tokens", "30", "--temperature", "0"])
     assert capsys.readouterr().out == greedy
+    main(["sample", "--ckpt", str(out), "--prompt", "Once", "--max-new-tokens", "30", "--temperature", "0", "--no-cache"])
+    assert capsys.readouterr().out == greedy  # the KV cache changes only the speed
+    rc = main(["sample", "--ckpt", str(out), "--prompt", "Once", "--max-new-tokens", "30", "--seed", "3", "--top-k",
+               "none", "--top-p", "0.9", "--min-p", "0.05", "--repetition-penalty", "1.3", "--presence-penalty", "0.5",
+               "--frequency-penalty", "0.1", "--num-samples", "2"])
+    knobs = capsys.readouterr().out
+    assert rc == 0 and knobs.count("Once") == 2 and "---------------" in knobs
+    assert main(["sample", "--ckpt", str(out), "--top-p", "1.5"]) == 2
+    assert "top_p must be None or a number in (0, 1]" in capsys.readouterr().err
 
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):

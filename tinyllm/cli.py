@@ -3,7 +3,9 @@
     tinyllm --help
     tinyllm train [--preset NAME] [--data NAME|PATH] [--tokenizer char|bpe:VOCAB] [--out DIR]
                   [--resume] [--max-iters N] [--<any TrainConfig or GPTConfig field> VALUE]
-    tinyllm sample --ckpt DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S]
+    tinyllm sample --ckpt DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
+                   [--min-p P] [--repetition-penalty R] [--presence-penalty A] [--frequency-penalty F]
+                   [--seed S] [--num-samples N] [--no-cache]
     tinyllm tokenize TEXT [--vocab FILE|DIR | --gpt2-ranks FILE] [--html FILE] [--no-color]
                                                           colored token spans and ids
     tinyllm demo [--steps N] [--device cpu|strict|cuda]   train a tiny MLP with autograd, check a gradient
@@ -89,7 +91,7 @@ def _train(args) -> int:
     if cfg.sample_tokens and not result.stopped_early:
         print("\n--- a sample (temperature 0.8, top-k 200) ---")
         print(_generate_text(result.model, result.tokenizer, prompt=None, max_new_tokens=cfg.sample_tokens,
-                             temperature=0.8, top_k=200, seed=cfg.seed))
+                             seed=cfg.seed, temperature=0.8, top_k=200))
     return 0
 
 
@@ -105,13 +107,14 @@ def _start_ids(tok, prompt):
     return ids or [0]
 
 
-def _generate_text(model, tok, prompt, max_new_tokens, temperature, top_k, seed) -> str:
+def _generate_text(model, tok, prompt, max_new_tokens, seed, **knobs) -> str:
+    """prompt + the generated continuation; knobs: generate's sampling arguments."""
     import numpy as np
 
     ids = _start_ids(tok, prompt)
     T = model.config.context_length
     idx = np.asarray([ids[-T:]], dtype=np.int64)  # the model sees at most context_length tokens
-    out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
+    out = model.generate(idx, max_new_tokens, seed=seed, **knobs)
     new = [int(t) for t in out[0, idx.shape[1]:]]
     return (prompt or "") + tok.decode(new)
 
@@ -129,13 +132,21 @@ def _sample(args) -> int:
         return 2
     model = GPT.from_pretrained(ckpt)
     tok = load_tokenizer(ckpt)
-    if args.temperature < 0:
-        print(f"tinyllm sample: --temperature must be >= 0, got {args.temperature}", file=sys.stderr)
+    from tinyllm.inference.sampling import check_sampling_args
+
+    knobs = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+                 repetition_penalty=args.repetition_penalty, presence_penalty=args.presence_penalty,
+                 frequency_penalty=args.frequency_penalty)
+    try:
+        check_sampling_args(**knobs)
+    except ValueError as e:
+        print(f"tinyllm sample: {e}", file=sys.stderr)
         return 2
     try:
         for i in range(args.num_samples):
             seed = None if args.seed is None else args.seed + i
-            text = _generate_text(model, tok, args.prompt, args.max_new_tokens, args.temperature, args.top_k, seed)
+            text = _generate_text(model, tok, args.prompt, args.max_new_tokens, seed, use_cache=not args.no_cache,
+                                  **knobs)
             print(text)
             if i + 1 < args.num_samples:
                 print("---------------")
@@ -187,9 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prompt", default=None, help="text to continue (default: a newline)")
     s.add_argument("--max-new-tokens", type=_positive_int, default=300)
     s.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
-    s.add_argument("--top-k", type=_positive_int, default=200, help="sample among the k most likely tokens (default 200)")
+    s.add_argument("--top-k", type=_optional(int), default=200,
+                   help="sample among the k most likely tokens (default 200; none = off)")
+    s.add_argument("--top-p", type=_optional(float), default=None,
+                   help="nucleus: the smallest set of tokens with probability >= p (default off)")
+    s.add_argument("--min-p", type=_optional(float), default=None,
+                   help="drop tokens below min_p x the top probability (default off)")
+    s.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages tokens already seen "
+                   "(Hugging Face's; default 1 = off)")
+    s.add_argument("--presence-penalty", type=float, default=0.0, help="subtract this from seen tokens' logits")
+    s.add_argument("--frequency-penalty", type=float, default=0.0, help="subtract this x count from seen tokens' logits")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--num-samples", type=_positive_int, default=1)
+    s.add_argument("--no-cache", action="store_true", help="recompute the whole window at each step (no KV cache)")
     s.set_defaults(func=_sample)
 
     k = sub.add_parser("tokenize", help="show how a tokenizer cuts text into tokens (colored spans and ids)")
