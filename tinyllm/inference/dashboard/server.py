@@ -1,0 +1,133 @@
+"""The dashboard's HTTP server: Python's http.server, no framework.
+
+    GET  /              the page (page.py)
+    GET  /api/info      the model and tokenizer: vocab_size, context_length, ... (sets the sliders' ranges)
+    GET  /api/next?prompt=...&temperature=0.7&top_k=none&top_p=0.9&min_p=0.05&n_samples=3&max_new_tokens=40&seed=0
+    POST /api/next      the same parameters as a JSON object
+         -> 200 {"entropy_before": ..., "kept_mass": ..., "top": [...], "samples": [...], ...}  (report.py)
+         -> 400 {"error": "top_p must be None or a number in (0, 1] ..."}   bad input, shown on the page
+         -> 500 {"error": "internal error: ..."}                            a bug; the server keeps serving
+
+A ThreadingHTTPServer answers each request in its own thread; one lock lets a
+single request use the model at a time (generate switches it to eval mode and
+back, so two at once would race), and the page's debounce keeps the queue short.
+
+    server = serve(model, tok, host="127.0.0.1", port=0)   # port 0: a free one; served from a daemon thread
+    print(server.url); ...; server.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from tinyllm.inference.dashboard.page import PAGE
+from tinyllm.inference.dashboard.report import BadRequest, info, next_token_report
+
+MAX_BODY = 1 << 16  # bytes of a POST body
+
+
+class DashboardServer(ThreadingHTTPServer):
+    daemon_threads = True  # a request in flight does not keep the process alive after Ctrl-C
+
+    def __init__(self, address, model, tok, quiet: bool = True):
+        self.model, self.tok, self.quiet = model, tok, quiet
+        self.lock = threading.Lock()
+        self.thread = None
+        super().__init__(address, Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def stop(self) -> None:
+        """Stop serving (when started by serve) and release the port."""
+        if self.thread is not None:
+            self.shutdown()
+            self.thread.join()
+            self.thread = None
+        self.server_close()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: DashboardServer
+    server_version = "tinyllm-dashboard"
+
+    def log_message(self, fmt, *args):  # the default prints every request to stderr
+        if not self.server.quiet:
+            super().log_message(fmt, *args)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, obj) -> None:
+        # subtle: allow_nan=False; a NaN would be written as NaN, which JSON.parse in the browser rejects
+        self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json; charset=utf-8")
+
+    def _api(self, params_fn) -> None:
+        try:
+            params = params_fn()
+            with self.server.lock:
+                self._json(200, next_token_report(self.server.model, self.server.tok, params))
+        except BadRequest as e:
+            self._json(400, dict(error=str(e)))
+        except Exception as e:  # a bug must not take the server down; say what happened
+            traceback.print_exc(file=sys.stderr)
+            self._json(500, dict(error=f"internal error: {type(e).__name__}: {e}"))
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        if url.path in ("/", "/index.html"):
+            self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+        elif url.path == "/api/info":
+            self._json(200, info(self.server.model, self.server.tok))
+        elif url.path == "/api/next":
+            # keep_blank_values: "prompt=" must reach the check that says the prompt is empty
+            self._api(lambda: {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()})
+        else:
+            self._json(404, dict(error=f"no page {url.path}; try / or /api/next"))
+
+    def do_POST(self):
+        if urlsplit(self.path).path != "/api/next":
+            self._json(404, dict(error=f"no endpoint {self.path}; POST to /api/next"))
+            return
+        self._api(self._read_json)
+
+    def _read_json(self) -> dict:
+        try:
+            n = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            raise BadRequest("Content-Length must be an integer") from None
+        if not 0 <= n <= MAX_BODY:
+            raise BadRequest(f"the request body must be at most {MAX_BODY} bytes, got {n}")
+        try:
+            params = json.loads(self.rfile.read(n).decode("utf-8") or "{}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BadRequest(f"the request body is not JSON: {e}") from None
+        if not isinstance(params, dict):
+            raise BadRequest(f"the request body must be a JSON object, got {type(params).__name__}")
+        return params
+
+
+def make_server(model, tok, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> DashboardServer:
+    """A bound, not yet serving DashboardServer (port 0: the system picks a free port)."""
+    model.eval()
+    return DashboardServer((host, port), model, tok, quiet=quiet)
+
+
+def serve(model, tok, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> DashboardServer:
+    """Start serving in a daemon thread and return the server (server.url, server.stop())."""
+    server = make_server(model, tok, host, port, quiet)
+    server.thread = threading.Thread(target=server.serve_forever, name="tinyllm-dashboard", daemon=True)
+    server.thread.start()
+    return server
