@@ -57,14 +57,19 @@ FACTORS = (1, 2, 4)  # evaluation lengths, in units of the training context T
 # ---------------------------------------------------------------------------- training
 
 
-def train_all(quick: bool = False, runs: Path | None = None, progress: bool = False, log=print) -> dict:
+def train_all(quick: bool = False, runs: Path | None = None, progress: bool = False, seed: int | None = None,
+              log=print) -> dict:
     """{encoding: ReusedRun}: one run per pos_encoding on the same budget, in runs/<encoding>
-    (reused when a finished run with the same configs is there, see tinyllm.train.train_or_load)."""
-    runs = Path(runs or ("out/labs/02-positional-quick" if quick else "out/labs/02-positional"))
+    (reused when a finished run with the same configs is there, see tinyllm.train.train_or_load).
+
+    seed: the training seed of every run (initial weights and batches); None: the preset's (1337)."""
+    default = "out/labs/02-positional" + ("-quick" if quick else "") + ("" if seed is None else f"-seed{seed}")
+    runs = Path(runs or default)
+    extra = {} if seed is None else {"seed": seed}
     out = {}
     for enc in POS_ENCODINGS:
         t0 = time.perf_counter()
-        cfg, fields = preset(PRESET, out_dir=str(runs / enc), pos_encoding=enc, **(QUICK if quick else FULL))
+        cfg, fields = preset(PRESET, out_dir=str(runs / enc), pos_encoding=enc, **(QUICK if quick else FULL), **extra)
         quiet = contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO())
         with quiet:  # the loop's "step N: ..." lines; its numbers are in runs/<encoding>/metrics.jsonl
             out[enc] = r = train_or_load(cfg, fields, progress=progress, log=lambda *a: None)
@@ -292,11 +297,14 @@ def main(argv=None) -> dict:
                    help="folder of the trained runs, one per encoding (default out/labs/02-positional[-quick])")
     p.add_argument("--out", type=Path, default=None,
                    help="folder for 02-*.png and 02_positional.json (default docs/figures; "
-                        "out/labs/02-positional-quick/figures with --quick)")
+                        "out/labs/02-positional-quick/figures with --quick, .../02-positional-seedN/figures with --seed)")
     p.add_argument("--windows", type=int, default=None, help="val windows for the evaluations (default 128; 16 quick)")
     p.add_argument("--progress", action="store_true", help="progress bars while training")
+    p.add_argument("--seed", type=int, default=None, help="training seed of every run (default: the preset's, 1337)")
     args = p.parse_args(argv)
-    out = args.out or Path("out/labs/02-positional-quick/figures" if args.quick else "docs/figures")
+    seed = preset(PRESET)[0].seed if args.seed is None else args.seed
+    out = args.out or Path("out/labs/02-positional-quick/figures" if args.quick else
+                           "docs/figures" if args.seed is None else f"out/labs/02-positional-seed{seed}/figures")
     budget = QUICK if args.quick else FULL
     n_win = args.windows or (16 if args.quick else 128)
     T = budget["context_length"]
@@ -304,8 +312,8 @@ def main(argv=None) -> dict:
 
     print(f"1. One model per encoding, equal budget: {budget['n_layer']} layers, d_model {budget['d_model']}, "
           f"{budget['n_head']} heads, T={T}, batch {budget['batch_size']}, {budget['max_iters']} steps at lr "
-          f"{budget['learning_rate']} (seed 1337 for all)")
-    runs = train_all(args.quick, args.runs, args.progress)
+          f"{budget['learning_rate']} (seed {seed} for all)")
+    runs = train_all(args.quick, args.runs, args.progress, args.seed)
     models = {enc: r.model.eval() for enc, r in runs.items()}
     curves = {enc: val_curve(r) for enc, r in runs.items()}
     params = {enc: m.num_parameters() for enc, m in models.items()}
@@ -314,7 +322,7 @@ def main(argv=None) -> dict:
         if sc["position_rms"] is not None:
             print(f"  {enc}: after training, RMS of the token vectors {sc['token_rms']:.3f}, "
                   f"of the position vectors {sc['position_rms']:.3f}")
-    report = {"budget": budget, "windows": n_win, "params": params, "curves": curves,
+    report = {"budget": budget, "seed": seed, "windows": n_win, "params": params, "curves": curves,
               "final_val_loss": {enc: c[-1][1] for enc, c in curves.items()}, "embedding_rms": scales}
     plot_curves(curves, params, out / "02-val-loss.png")
 

@@ -262,13 +262,15 @@ def main(argv=None) -> dict:
     p.add_argument("--out", type=Path, default=None, help="folder for 02-collapse.png, 02-leak.png and "
                    "02b_position_ablation.json (default docs/figures; out/labs/02-positional-quick/figures with --quick)")
     p.add_argument("--windows", type=int, default=None, help="val windows (default 128; 16 quick)")
+    p.add_argument("--seed", type=int, default=None, help="lab 2's training seed (default: the preset's, 1337)")
     args = p.parse_args(argv)
-    out = args.out or Path("out/labs/02-positional-quick/figures" if args.quick else "docs/figures")
+    out = args.out or Path("out/labs/02-positional-quick/figures" if args.quick else
+                           "docs/figures" if args.seed is None else f"out/labs/02-positional-seed{args.seed}/figures")
     n_win = args.windows or (16 if args.quick else 128)
     t_start = time.perf_counter()
     lab = lab2()
     print("lab 2's models (one per encoding, equal budget):")
-    runs = lab["train_all"](args.quick, args.runs)
+    runs = lab["train_all"](args.quick, args.runs, seed=args.seed)
     models = {enc: r.model.eval() for enc, r in runs.items()}
     losses = {enc: r.val_loss for enc, r in runs.items()}
     T = models["none"].config.context_length
