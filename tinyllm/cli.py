@@ -9,6 +9,12 @@
     tinyllm tokenize TEXT [--vocab FILE|DIR | --gpt2-ranks FILE] [--html FILE] [--no-color]
                                                           colored token spans and ids
     tinyllm demo [--steps N] [--device cpu|strict|cuda]   train a tiny MLP with autograd, check a gradient
+    tinyllm dashboard --ckpt DIR [--port P]               the sampling knobs, live in a browser (§5)
+    tinyllm kv-viz --ckpt DIR --prompts FILE [--out FILE] which positions a prefix cache reused (§6)
+    tinyllm render attention|positional [--quality l|m|h] the Manim animations of §3 and §2
+
+The commands of later chapters live next to their code; each module registers
+itself with add_subcommand(sub) (see _CHAPTER_COMMANDS).
 
 Every subcommand imports what it needs when it runs, so `tinyllm --help` is instant.
 """
@@ -172,7 +178,17 @@ def _demo(args) -> int:
     return 0
 
 
+# modules with an add_subcommand(sub); they import only the standard library at the top, so --help stays instant
+_CHAPTER_COMMANDS = (
+    "tinyllm.inference.dashboard.cli",   # tinyllm dashboard
+    "tinyllm.inference.kv_viz",          # tinyllm kv-viz
+    "tinyllm.render",                    # tinyllm render
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     from tinyllm.nn.config import GPTConfig
     from tinyllm.train.config import DEFAULT_PRESET, PRESETS, TrainConfig
 
@@ -229,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default=None, choices=["cpu", "cuda", "strict"], help="device (default: TINYLLM_DEVICE or cpu)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)
+
+    for name in _CHAPTER_COMMANDS:
+        importlib.import_module(name).add_subcommand(sub)
     return p
 
 
