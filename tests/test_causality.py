@@ -49,12 +49,14 @@ def host(t):
 
 
 @st.composite
-def settings_for(draw, field: str, value: str):
-    """(GPTConfig, idx (B, T), t, idx2 = idx with tokens > t changed, seed): one random case with config.field = value."""
-    variants = {f: (value if f == field else draw(st.sampled_from(vals))) for f, vals in VARIANT_FIELDS.items()}
+def settings_for(draw, field: str, value: str, skip_pos=(), min_width: int = 2):
+    """(GPTConfig, idx (B, T), t, idx2 = idx with tokens > t changed, seed): one random case with config.field = value
+    (other variants drawn at random, pos_encoding not from skip_pos, d_model >= min_width)."""
+    fields = dict(VARIANT_FIELDS, pos_encoding=tuple(p for p in POS_ENCODINGS if p not in skip_pos))
+    variants = {f: (value if f == field else draw(st.sampled_from(vals))) for f, vals in fields.items()}
     n_head = draw(st.sampled_from([1, 2, 4]))
     n_kv_head = draw(st.sampled_from([d for d in range(1, n_head + 1) if n_head % d == 0]))
-    head_dim = draw(st.sampled_from([2, 4, 6]))  # even: RoPE rotates pairs of channels
+    head_dim = draw(st.sampled_from([hs for hs in (2, 4, 6) if n_head * hs >= min_width]))  # even: for RoPE
     ctx = draw(st.integers(3, 12))
     cfg = GPTConfig(vocab_size=draw(st.integers(4, 17)), context_length=ctx, n_layer=draw(st.integers(1, 3)),
                     n_head=n_head, n_kv_head=n_kv_head, d_model=n_head * head_dim,
@@ -154,9 +156,24 @@ def check_no_gradient_from_the_future(model, idx, t) -> None:
 @given(data=st.data())
 def test_changing_the_future_leaves_past_logits_unchanged(field, value, data):
     cfg, idx, t, idx2, seed = data.draw(settings_for(field, value))
-    model = make_model(cfg, seed)
-    check_future_does_not_change_the_past(model, idx, t, idx2)
-    check_prefix_run_agrees(model.double(), idx, t)
+    check_future_does_not_change_the_past(make_model(cfg, seed), idx, t, idx2)
+
+
+# subtle: nn.attention builds the ALiBi bias in float32 whatever the model's dtype, so a float64 ALiBi model
+# raises TypeError in sdpa. Strict: when that is fixed this case XPASSes, and the marker must go.
+_ALIBI_FLOAT64 = pytest.mark.xfail(strict=True, raises=TypeError,
+                                   reason="the ALiBi bias is float32 in a float64 model (nn.attention._mask)")
+PREFIX_CASES = [pytest.param(f, v, marks=_ALIBI_FLOAT64) if (f, v) == ("pos_encoding", "alibi") else (f, v)
+                for f, v in CASES]
+
+
+@pytest.mark.parametrize("field,value", PREFIX_CASES)
+@settings(max_examples=EXAMPLES)
+@given(data=st.data())
+def test_the_prefix_alone_gives_the_same_logits_within_1e_6(field, value, data):
+    skip = () if field == "pos_encoding" else ("alibi",) if "alibi" in POS_ENCODINGS else ()
+    cfg, idx, t, _, seed = data.draw(settings_for(field, value, skip_pos=skip))
+    check_prefix_run_agrees(make_model(cfg, seed).double(), idx, t)
 
 
 @pytest.mark.parametrize("field,value", CASES)
@@ -195,10 +212,12 @@ class _OffByOneF:
 
 
 @pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
-@settings(max_examples=4)
+@settings(max_examples=8)
 @given(data=st.data())
 def test_an_off_by_one_mask_fails_both_checks(pos_encoding, data):
-    cfg, idx, t, idx2, seed = data.draw(settings_for("pos_encoding", pos_encoding))
+    # subtle: d_model >= 4. A width-2 LayerNorm maps every vector to about ±(1, -1)·gain: in float32 a
+    # small leak can vanish in it entirely (seen on a drawn case), so the leak would not show in the logits.
+    cfg, idx, t, idx2, seed = data.draw(settings_for("pos_encoding", pos_encoding, min_width=4))
     model = make_model(cfg, seed)
     broken = _OffByOneF()
     with pytest.MonkeyPatch.context() as mp:
