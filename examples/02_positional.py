@@ -19,8 +19,9 @@ rate, seed and evaluation batches) and compares:
 The attention-collapse ablation (no positions, no mask) is lab 2b
 (examples/02b_position_ablation.py); it reuses the models trained here.
 
-    python examples/02_positional.py            # ~5 min on one core; docs/figures/02-*.png and 02_positional.json
-    python examples/02_positional.py --quick    # tiny budget (CI), ~30 s; figures in out/labs/02-positional-quick
+    python examples/02_positional.py            # ~4 min of CPU (trains 5 models once); docs/figures/02-*.png
+                                                # and 02_positional.json
+    python examples/02_positional.py --quick    # tiny budget (CI), ~15 s; figures in out/labs/02-positional-quick
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def closed_form(model: GPT) -> dict:
     none:       nothing: the score depends on the tokens only
     """
     c = model.config
-    T, d = c.context_length, np.arange(c.context_length)
+    T = c.context_length
     pos = np.arange(T)
     if c.pos_encoding == "sinusoidal":
         from tinyllm.nn.positional import sinusoidal_table
@@ -296,8 +297,8 @@ def main(argv=None) -> dict:
     p.add_argument("--runs", type=Path, default=None,
                    help="folder of the trained runs, one per encoding (default out/labs/02-positional[-quick])")
     p.add_argument("--out", type=Path, default=None,
-                   help="folder for 02-*.png and 02_positional.json (default docs/figures; "
-                        "out/labs/02-positional-quick/figures with --quick, .../02-positional-seedN/figures with --seed)")
+                   help="folder for 02-*.png and 02_positional.json (default docs/figures; with --quick "
+                        "out/labs/02-positional-quick/figures; with --seed N out/labs/02-positional-seedN/figures)")
     p.add_argument("--windows", type=int, default=None, help="val windows for the evaluations (default 128; 16 quick)")
     p.add_argument("--progress", action="store_true", help="progress bars while training")
     p.add_argument("--seed", type=int, default=None, help="training seed of every run (default: the preset's, 1337)")

@@ -177,7 +177,7 @@ def leak(models: dict, init_none: GPT, x: np.ndarray, log=print) -> dict:
                 "none, no mask (trained weights)": (models["none"], False),
                 "learned, causal (trained)": (models["learned"], True)}
     probes = {}
-    log(f"  linear probe for the position t: held-out R² per layer (x_0 = embeddings, x_L = last block)")
+    log("  linear probe for the position t: held-out R² per layer (x_0 = embeddings, x_L = last block)")
     for name, (model, causal) in subjects.items():
         set_causal(model, causal)
         probes[name] = [probe_r2(H, half) for H in residual_streams(model, x)]
@@ -258,9 +258,11 @@ def plot_leak(result: dict, path: Path) -> None:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="lab 2's tiny models (CI)")
-    p.add_argument("--runs", type=Path, default=None, help="lab 2's runs folder (default out/labs/02-positional[-quick])")
-    p.add_argument("--out", type=Path, default=None, help="folder for 02-collapse.png, 02-leak.png and "
-                   "02b_position_ablation.json (default docs/figures; out/labs/02-positional-quick/figures with --quick)")
+    p.add_argument("--runs", type=Path, default=None,
+                   help="lab 2's runs folder (default out/labs/02-positional[-quick])")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for 02-collapse.png, 02-leak.png and 02b_position_ablation.json (default "
+                        "docs/figures; with --quick out/labs/02-positional-quick/figures)")
     p.add_argument("--windows", type=int, default=None, help="val windows (default 128; 16 quick)")
     p.add_argument("--seed", type=int, default=None, help="lab 2's training seed (default: the preset's, 1337)")
     args = p.parse_args(argv)
