@@ -2,7 +2,6 @@
 figure, and `tinyllm attention`."""
 
 import argparse
-import math
 
 import numpy as np
 import pytest
@@ -58,6 +57,12 @@ def test_uniform_weights_in_a_short_window_are_diffuse_not_local():
     s = am.head_stats(grid("uniform", T=6))
     assert s["local"][0, 0] > 0.5 and s["entropy"][0, 0] == pytest.approx(1)
     assert am.classify_heads(s) == [["diffuse"]]
+
+
+def test_the_docstring_example():
+    s = am.head_stats(np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0]], float)[None, None])
+    assert [s[k][0, 0] for k in ("prev", "first", "current", "entropy")] == [1, 0, 0, 0]
+    assert am.classify_heads(s) == [["previous"]]
 
 
 def test_other_when_nothing_dominates():
