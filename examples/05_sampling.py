@@ -367,7 +367,15 @@ def dashboard_screenshot(model, tok, path: Path, prompt: str = "ROMEO:\nWhat say
             browser.close()
     finally:
         server.stop()
+    from tinyllm.inference.dashboard.report import next_token_report
+
+    r = next_token_report(model, tok, dict(prompt=prompt, temperature=temperature, top_p=top_p, n_samples=0))
     print(f"dashboard screenshot: {path} (prompt {prompt!r}, T={temperature}, top-p={top_p})")
+    print(f"  entropy: model {r['entropy_model']:.3f}, after temperature {r['entropy_before']:.3f}, after filtering "
+          f"{r['entropy_after']:.3f} nats; {r['kept_tokens']} tokens kept, mass {r['kept_mass']:.4f}")
+    for t in r["top"][:3]:
+        print(f"  {t['label']!r:>6}: model {t['p_model']:.3f}  after temperature {t['p_before']:.3f}  "
+              f"after top-p {t['p_after']:.3f}")
 
 
 def one_blas_thread():
