@@ -191,19 +191,28 @@ def _save_run(tiny, out):
     return out
 
 
-def test_cli_without_a_model_says_so(tmp_path, capsys):
-    from tinyllm.inference.dashboard.cli import main
+def test_cli_without_a_model_or_a_port_says_so(tiny, tmp_path, capsys):
+    from tinyllm.cli import main
 
-    assert main(["--ckpt", str(tmp_path / "none")]) == 2
+    assert main(["dashboard", "--ckpt", str(tmp_path / "none")]) == 2
     assert "holds no model (config.json missing)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["dashboard", "--ckpt", str(tmp_path), "--port", "70000"])
+    assert "must be in 0..65535" in capsys.readouterr().err
+    taken = serve(*tiny)  # a port in use: a message, not a traceback
+    try:
+        port = str(taken.server_address[1])
+        assert main(["dashboard", "--ckpt", str(_save_run(tiny, tmp_path / "run")), "--port", port]) == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    finally:
+        taken.stop()
 
 
 @pytest.mark.slow
 def test_cli_serves_the_page(tiny, tmp_path):
     ckpt = _save_run(tiny, tmp_path / "run")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "tinyllm.inference.dashboard.cli", "--ckpt", str(ckpt),
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "tinyllm", "dashboard", "--ckpt", str(ckpt), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
         assert line.startswith("tinyllm dashboard: http://127.0.0.1:"), (line, proc.stderr.read())

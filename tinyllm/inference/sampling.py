@@ -141,7 +141,8 @@ class TopK:
         xp = backend.of(logits)
         if self.k >= logits.shape[-1]:
             return logits
-        kth = xp.partition(logits, -self.k, axis=-1)[..., -self.k][..., None]  # (B, 1): the k-th largest
+        j = logits.shape[-1] - self.k  # the k-th largest sits at sorted position V - k (a positive index: CuPy)
+        kth = xp.partition(logits, j, axis=-1)[..., j][..., None]  # (B, 1)
         return xp.where(logits < kth, -xp.inf, logits)
 
     def __repr__(self):
