@@ -9,6 +9,7 @@
     tinyllm tokenize TEXT [--vocab FILE|DIR | --gpt2-ranks FILE] [--html FILE] [--no-color]
                                                           colored token spans and ids
     tinyllm demo [--steps N] [--device cpu|strict|cuda]   train a tiny MLP with autograd, check a gradient
+    tinyllm attention --ckpt DIR --prompt TEXT [--out F]  every head's attention weights, as a grid (§3)
     tinyllm dashboard --ckpt DIR [--port P]               the sampling knobs, live in a browser (§5)
     tinyllm kv-viz --ckpt DIR --prompts FILE [--out FILE] which positions a prefix cache reused (§6)
     tinyllm render attention|positional [--quality l|m|h] the Manim animations of §3 and §2
@@ -180,6 +181,7 @@ def _demo(args) -> int:
 
 # modules with an add_subcommand(sub); they import only the standard library at the top, so --help stays instant
 _CHAPTER_COMMANDS = (
+    "tinyllm.viz.attention_maps",        # tinyllm attention
     "tinyllm.inference.dashboard.cli",   # tinyllm dashboard
     "tinyllm.inference.kv_viz",          # tinyllm kv-viz
     "tinyllm.render",                    # tinyllm render
