@@ -78,12 +78,16 @@ class Handler(BaseHTTPRequestHandler):
         try:
             params = params_fn()
             with self.server.lock:
-                self._json(200, next_token_report(self.server.model, self.server.tok, params))
+                status, body = 200, next_token_report(self.server.model, self.server.tok, params)
         except BadRequest as e:
-            self._json(400, dict(error=str(e)))
+            status, body = 400, dict(error=str(e))
         except Exception as e:  # a bug must not take the server down; say what happened
             traceback.print_exc(file=sys.stderr)
-            self._json(500, dict(error=f"internal error: {type(e).__name__}: {e}"))
+            status, body = 500, dict(error=f"internal error: {type(e).__name__}: {e}")
+        try:
+            self._json(status, body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the page gave up on this answer (a newer request replaced it): nothing to do
 
     def do_GET(self):
         url = urlsplit(self.path)
