@@ -86,7 +86,7 @@ def hit_figure(stats, block_size: int | None = None, labels=None, title: str = "
     top.set_ylabel("request (in order)")
     top.set_title(title)
     top.legend(handles=[Patch(color=HIT, label="reused (hit)"), Patch(color=MISS, label="computed (miss)")],
-               loc="lower right", fontsize=8)
+               loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     x = np.arange(1, R + 1)
     bottom.bar(x, [r.mean() for r in rows], color=HIT, alpha=0.6, label="this request")
     bottom.plot(x, running_hit_rate(stats), "k.-", label="running total")
