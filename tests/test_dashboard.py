@@ -172,6 +172,21 @@ def test_a_bug_is_a_500_and_the_server_survives(tiny, capsys):
     assert "tokenizer on fire" in capsys.readouterr().err  # the traceback goes to the server's log
 
 
+def test_a_byte_level_bpe_model_works_too():
+    from tinyllm.data.dataset import build_tokenizer
+    from tinyllm.inference.dashboard.report import next_token_report, token_label
+
+    with pytest.warns(UserWarning, match="training stopped"):  # the text runs out of pairs: fine here
+        tok = build_tokenizer("bpe:300", "to be, or not to be: héllo wörld 😀\n" * 10)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, context_length=16, n_layer=1, n_head=2, d_model=16))
+    r = next_token_report(model, tok, dict(prompt="to be 😀 Ω", n_samples=2, max_new_tokens=4, n_top=100))
+    assert r["vocab_size"] == tok.vocab_size and len(r["samples"]) == 2  # any text encodes: bytes
+    (be,) = tok.encode_ordinary(" be")
+    assert token_label(tok, be) == "␣be"
+    assert token_label(tok, 0xC3) == "<0xC3>"  # a lone lead byte of a 2-byte character
+    assert token_label(tok, ord("\n")) == "\\n"
+
+
 def test_parse_knobs_defaults_and_off_values():
     k = parse_knobs(dict(prompt="hi", temperature="0.7", top_k="none", top_p="", min_p="off"))
     assert (k["temperature"], k["top_k"], k["top_p"], k["min_p"]) == (0.7, None, None, None)
