@@ -159,20 +159,11 @@ def test_changing_the_future_leaves_past_logits_unchanged(field, value, data):
     check_future_does_not_change_the_past(make_model(cfg, seed), idx, t, idx2)
 
 
-# subtle: nn.attention builds the ALiBi bias in float32 whatever the model's dtype, so a float64 ALiBi model
-# raises TypeError in sdpa. Strict: when that is fixed this case XPASSes, and the marker must go.
-_ALIBI_FLOAT64 = pytest.mark.xfail(strict=True, raises=TypeError,
-                                   reason="the ALiBi bias is float32 in a float64 model (nn.attention._mask)")
-PREFIX_CASES = [pytest.param(f, v, marks=_ALIBI_FLOAT64) if (f, v) == ("pos_encoding", "alibi") else (f, v)
-                for f, v in CASES]
-
-
-@pytest.mark.parametrize("field,value", PREFIX_CASES)
+@pytest.mark.parametrize("field,value", CASES)
 @settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_the_prefix_alone_gives_the_same_logits_within_1e_6(field, value, data):
-    skip = () if field == "pos_encoding" else ("alibi",) if "alibi" in POS_ENCODINGS else ()
-    cfg, idx, t, _, seed = data.draw(settings_for(field, value, skip_pos=skip))
+    cfg, idx, t, _, seed = data.draw(settings_for(field, value))
     check_prefix_run_agrees(make_model(cfg, seed).double(), idx, t)
 
 

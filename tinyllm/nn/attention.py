@@ -82,8 +82,8 @@ class CausalSelfAttention(Module):
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         return q, k, v
 
-    def _mask(self, T: int, S: int, offset: int, device: str):
-        """(attn_mask, is_causal) for T queries at positions offset.. over S keys at 0..S-1."""
+    def _mask(self, T: int, S: int, offset: int, device: str, dtype):
+        """(attn_mask, is_causal) for T queries at positions offset.. over S keys at 0..S-1; a float mask has `dtype`."""
         bias = None
         if self.pos_encoding == "alibi":
             bias = alibi_bias(self.n_head, np.arange(offset, offset + T), np.arange(S))  # (nh, T, S)
@@ -93,11 +93,10 @@ class CausalSelfAttention(Module):
         explicit = self.causal and offset > 0 and T > 1
         if explicit or (bias is not None and self.causal and offset > 0):
             hidden = np.arange(S)[None, :] > (np.arange(T) + offset)[:, None]  # (T, S): key after query
-            bias = np.where(hidden, -np.inf, 0.0).astype(np.float32) if bias is None \
-                else np.where(hidden[None], -np.inf, bias).astype(np.float32)
+            bias = np.where(hidden, -np.inf, 0.0) if bias is None else np.where(hidden[None], -np.inf, bias)
         is_causal = self.causal and offset == 0
         if bias is not None:
-            bias = Tensor(backend.asarray(bias, device=device))
+            bias = Tensor(backend.asarray(bias, dtype=dtype, device=device))  # the model's float type
         return bias, is_causal
 
     def forward(self, x, cache=None, layer: int = 0):
@@ -108,7 +107,7 @@ class CausalSelfAttention(Module):
             k_all, v_all = cache.write(layer, k.data, v.data)  # (B, nkv, offset+T, hs)
             k, v = Tensor(k_all), Tensor(v_all)
         S = k.shape[2]
-        mask, is_causal = self._mask(T, S, offset, x.device)
+        mask, is_causal = self._mask(T, S, offset, x.device, q.dtype)
         if self.record:
             self.last_weights = attention_probabilities(q, k, mask, is_causal)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,

@@ -49,8 +49,8 @@ def alibi_slopes(n_head: int) -> np.ndarray:
 
 
 def alibi_bias(n_head: int, query_positions, key_positions) -> np.ndarray:
-    """The additive bias (n_head, T_q, T_k) float32: -m_h · |i - j| for query positions i, key positions j."""
+    """The additive bias (n_head, T_q, T_k) float64: -m_h · |i - j| for query positions i, key positions j."""
     qp = np.asarray(query_positions, dtype=np.float64)
     kp = np.asarray(key_positions, dtype=np.float64)
     dist = np.abs(qp[:, None] - kp[None, :])  # (T_q, T_k)
-    return (-alibi_slopes(n_head)[:, None, None] * dist[None]).astype(np.float32)
+    return -alibi_slopes(n_head)[:, None, None] * dist[None]
