@@ -1,6 +1,5 @@
 """kv_viz: the hit/miss figure and HTML page, the running hit rate, and `tinyllm kv-viz` (its errors exit with 2)."""
 
-import argparse
 import ast
 import sys
 from pathlib import Path
@@ -56,10 +55,9 @@ def ckpt(tmp_path):
 
 
 def cli(argv):
-    parser = argparse.ArgumentParser(prog="tinyllm")
-    kv_viz.add_subcommand(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
+    from tinyllm.cli import main
+
+    return main(argv)
 
 
 def test_cli_writes_the_page_and_the_figure(ckpt, tmp_path, capsys):

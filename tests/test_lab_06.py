@@ -1,5 +1,5 @@
 """Lab 6 (--quick): the cache's logits equal a full forward, greedy text is the same, the memory formula holds,
-the prefix cache's logits equal a full forward, and the figures and JSON are written."""
+the prefix cache's logits equal a full forward, and the figures and JSON are written; the benchmark's --quick."""
 
 import json
 import runpy
@@ -41,3 +41,16 @@ def test_requests_share_openings_and_fit_the_context():
     assert len(texts) == 24 and all(len(t) <= 64 for t in texts)
     assert {t.split("\n")[0] for t in texts} <= {o.split("\n")[0] for o in lab["OPENINGS"]}
     assert len(set(texts)) < 24  # some requests repeat exactly: the entirely-cached case shows up
+
+
+@pytest.mark.slow
+def test_benchmark_quick_runs_and_reports_the_memory_formula(tmp_path):
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "bench_kv_cache.py"))
+    r = bench["main"](["--quick", "--json", str(tmp_path / "b.json"), "--figures", str(tmp_path)])
+    assert r["same_tokens"] and [s["n"] for s in r["speed"]] == [16, 32, 64]
+    assert [s["uncached_measured"] for s in r["speed"]] == [True, True, False]  # 64 > 48: estimated, and marked
+    assert all(m["cache_bytes"] == m["formula_bytes"] for m in r["memory"])
+    for name in ("06_bench_speed.png", "06_bench_per_token.png", "06_bench_memory.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
+    again = bench["main"](["--plot-only", "--json", str(tmp_path / "b.json"), "--figures", str(tmp_path / "re")])
+    assert again["speed"] == json.loads((tmp_path / "b.json").read_text())["speed"]
