@@ -271,6 +271,17 @@ def test_entropy():
     np.testing.assert_allclose(float(host(entropy(dev(z)))), -sum(q * math.log(q) for q in p), rtol=1e-12)
 
 
+@given(rows, st.one_of(st.integers(1, 12).map(lambda k: dict(top_k=k)), st.floats(0.05, 1.0).map(lambda p: dict(top_p=p)),
+                      st.floats(0.0, 1.0).map(lambda m: dict(min_p=m))))
+def test_truncation_costs_minus_log_kept_mass(row, knob):
+    """q = p on the kept set S, renormalized: KL(q || p) = Σ_S q log(q / p) = -log Σ_S p (the chapter's identity)."""
+    z = dev(row)
+    p, q = host(softmax(z)), host(softmax(filter_logits(z, **knob)))
+    kept = q > 0
+    kl = float((q[kept] * np.log(q[kept] / p[kept])).sum())
+    assert kl == pytest.approx(-math.log(p[kept].sum()), abs=1e-12)
+
+
 # ---------------------------------------------------------------------------- the property
 
 
