@@ -179,8 +179,8 @@ class GPT(nn.Module):
         x = self.transformer.wte(idx)
         if "wpe" in self.transformer:
             x = x + self.transformer.wpe(torch.arange(T, dtype=torch.long, device=idx.device))
-        elif self.config.pos_encoding == "sinusoidal":
-            x = x + sinusoidal(T, self.config.d_model)
+        elif self.config.pos_encoding == "sinusoidal":  # "we multiply those weights by sqrt(d_model)" (§3.4)
+            x = x * math.sqrt(self.config.d_model) + sinusoidal(T, self.config.d_model)
         x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x)

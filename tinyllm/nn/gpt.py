@@ -4,7 +4,8 @@ Given token ids (B, T) it predicts, at every position, a distribution over the
 next token:
 
     x      = wte[idx] + wpe[0..T-1]                        (B, T, C) token + position vectors
-                                                           (or another GPTConfig.pos_encoding, §2)
+                                                           (or another GPTConfig.pos_encoding, §2;
+                                                           "sinusoidal": √C · wte[idx] + PE[0..T-1])
     x      = Block_L(... Block_1(x))                       pre-norm attention + MLP, residuals
     logits = ln_f(x) W_headᵀ                               (B, T, V), W_head = wte when tied
     loss   = mean over (b, t) of -log softmax(logits[b, t])[targets[b, t]]
@@ -166,6 +167,10 @@ class GPT(Module):
         offset = 0 if cache is None else cache.length
         self._positions(T, offset, cache)
         x = self.transformer.wte(ids)  # (B, T) -> (B, T, C)
+        if self.config.pos_encoding == "sinusoidal":
+            # Vaswani et al. §3.4: token vectors times √d_model before the fixed sines are added. Without it
+            # the sines (RMS 0.71) drown GPT-2-initialized token vectors (std 0.02) and training stalls (lab 2).
+            x = x * math.sqrt(self.config.d_model)
         pos = self._position_vectors(T, offset)
         if pos is not None:
             x = x + pos  # (B,T,C) + (T,C)
