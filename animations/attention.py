@@ -21,8 +21,8 @@ scene draws what it returns (tests check it against PyTorch's scaled_dot_product
 from __future__ import annotations
 
 import numpy as np
-from manim import (DOWN, LEFT, RIGHT, UP, UR, BLUE_C, GREEN_C, GREY_B, GREY_D, ORANGE, WHITE, YELLOW,
-                   Create, FadeIn, FadeOut, GrowFromEdge, Indicate, LaggedStart, Line, Rectangle, ReplacementTransform,
+from manim import (DOWN, LEFT, RIGHT, UP, BLUE_C, GREEN_C, GREY_B, GREY_D, ORANGE, WHITE, YELLOW,
+                   Create, FadeIn, GrowFromEdge, Indicate, LaggedStart, Line, Rectangle, ReplacementTransform,
                    Scene, SurroundingRectangle, Text, Transform, VGroup, Write, interpolate_color, ManimColor)
 
 TOKENS = ["the", "cat", "sat", "on", "mat"]
@@ -69,6 +69,11 @@ def _vec(values, color, size=18) -> Text:
     return Text(f"[{body}]", font=MONO, font_size=size, color=color)
 
 
+def _num(x: float) -> str:
+    """An integer for a sum written out: 2, (-1)."""
+    return f"{x:.0f}" if x >= 0 else f"({x:.0f})"
+
+
 def _heat(w: float) -> ManimColor:
     """0 -> near-black, 1 -> orange: the color of an attention weight."""
     return interpolate_color(ManimColor("#1d1d28"), C_O, 0.15 + 0.85 * min(1.0, w / 0.8))
@@ -106,17 +111,25 @@ class AttentionScene(Scene):
         # 1. dot products q.k_j, one key at a time
         dot_txt = VGroup(*[Text(f"{dots[j]:.0f}", font=MONO, font_size=22).move_to([x_s, y, 0])
                            for j, y in enumerate(row_y)])
+        calc = None
         for j in range(T):
             box = SurroundingRectangle(keys[j], color=C_Q, buff=0.06)
-            self.play(Create(box), FadeIn(dot_txt[j]), run_time=0.35)
+            terms = " + ".join(f"{_num(qa)}·{_num(ka)}" for qa, ka in zip(Q[t], K[j]))
+            new = Text(f'q·k("{TOKENS[j]}") = {terms} = {dots[j]:.0f}', font=MONO, font_size=18, color=GREY_B)
+            new.move_to([-3.0, -1.95, 0])
+            self.play(Create(box), FadeIn(dot_txt[j]), FadeIn(new) if calc is None else ReplacementTransform(calc, new),
+                      run_time=0.5)
+            self.wait(0.35)
             self.remove(box)
+            calc = new
         # 2. scale by 1/sqrt(d)
         head_s = Text(f"q·k/√{d}", font=SANS, font_size=18, color=GREY_B).move_to(header[3])
         scaled = VGroup(*[Text(f"{scores[j]:.1f}", font=MONO, font_size=22).move_to([x_s, y, 0])
                           for j, y in enumerate(row_y)])
         note = Text(f"divide by √d = √{d} = {np.sqrt(d):.0f}", font=SANS, font_size=18, color=GREY_B)
         note.move_to([-3.0, -1.95, 0])
-        self.play(Transform(header[3], head_s), ReplacementTransform(dot_txt, scaled), FadeIn(note), run_time=0.9)
+        self.play(Transform(header[3], head_s), ReplacementTransform(dot_txt, scaled), ReplacementTransform(calc, note),
+                  run_time=0.9)
         self.wait(0.4)
 
         # 3. softmax as bars
@@ -136,7 +149,7 @@ class AttentionScene(Scene):
         # 4. the output: weighted sum of the values
         out_lbl = Text("output o = Σ a·v =", font=SANS, font_size=22, color=C_O)
         out_vec = _vec(ex["out"][t], C_O, size=22)
-        out = VGroup(out_lbl, out_vec).arrange(RIGHT, buff=0.2).move_to([-3.0, -2.7, 0])
+        VGroup(out_lbl, out_vec).arrange(RIGHT, buff=0.2).move_to([-3.0, -2.7, 0])
         copies = VGroup(*[vals[j].copy().set_opacity(0.25 + 0.75 * w[j] / w.max()) for j in range(T)])
         self.play(FadeIn(out_lbl), LaggedStart(*[c.animate.move_to(out_vec).set_opacity(0) for c in copies],
                                                lag_ratio=0.12), run_time=1.4)

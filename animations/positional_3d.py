@@ -113,8 +113,30 @@ class Positional3DScene(ThreeDScene):
         self.add_fixed_in_frame_mobjects(*mobs)
         return mobs
 
+    def live_text(self, key, make) -> Text:
+        """A Text built once per key: Text is slow to build (Pango -> SVG -> paths) and slower to copy
+        (a deepcopy per glyph), so live readouts reuse these instead of rebuilding every frame."""
+        if key not in self._live:
+            self._live[key] = make()
+        return self._live[key]
+
+    def live(self, pieces) -> VGroup:
+        """A frame-fixed group that shows pieces() (live_text's) on every frame."""
+        box = VGroup(*[p.copy() for p in pieces()])
+        self.fixed(box)
+
+        def update(b):
+            for child, piece in zip(b.submobjects, pieces()):
+                child.become(piece)   # copies points and colours, no deepcopy
+            # subtle: become() may pad a child with new glyph submobjects; fix those in frame too
+            self.camera.add_fixed_in_frame_mobjects(b)
+
+        box.add_updater(update)
+        return box
+
     def construct(self):
         # subtle: no frame_center here: in a ThreeDScene it also shifts the fixed-in-frame texts
+        self._live = {}
         self.set_camera_orientation(phi=66 * DEGREES, theta=-68 * DEGREES, zoom=1.0)
         T = len(TOKENS)
         pe = sinusoidal_table(np.arange(T), D_SIN)
@@ -157,20 +179,18 @@ class Positional3DScene(ThreeDScene):
                              for k in range(D_SIN)])
             floor = Line(sin_point(p, 0, 0), sin_point(p, D_SIN - 1, 0), color=WHITE, stroke_width=2, stroke_opacity=0.5)
             for j, t in enumerate(toks):
-                t.set_color(YELLOW if abs(p - j) < 0.5 else WHITE)
+                t.set_color(YELLOW if j == int(round(p)) else WHITE)
             return VGroup(floor, stems, dots)
 
         def pe_text():
             j = int(round(m.get_value()))
             body = " ".join(f"{x:+.2f}" for x in pe[j])
-            return Text(f'PE[{j}] ("{TOKENS[j]}") = [{body}]', font=MONO, font_size=14, color=YELLOW
-                        ).next_to(formula, UP, buff=0.15)
+            return [self.live_text(("pe", j), lambda: Text(f'PE[{j}] ("{TOKENS[j]}") = [{body}]', font=MONO, font_size=14,
+                                                           color=YELLOW).next_to(formula, UP, buff=0.15))]
 
         slc = slice_at()
         slc.add_updater(lambda s: s.become(slice_at()))
-        vec = pe_text()
-        self.fixed(vec)
-        vec.add_updater(lambda v: v.become(pe_text()))
+        vec = self.live(pe_text)
         cap = Text("token at position m  →  its encoding is the slice through all d curves at pos = m",
                    font=SANS, font_size=20).next_to(title, DOWN, aligned_edge=LEFT)
         self.fixed(cap)
@@ -211,18 +231,28 @@ class Positional3DScene(ThreeDScene):
                         Text("k at position n", font=SANS, font_size=20, color=C_K)).arrange(RIGHT, buff=0.5)
         legend.next_to(title2, DOWN, aligned_edge=LEFT)
 
+        # the live readout: fixed labels, and numbers right-aligned in slots (one small Text per value)
+        names = ["m =", "n =", "m − n =", "score q·k ="]
+        widest = ["0.0", "0.0", "-0.0", "+0.000"]
+        slots = VGroup(*[VGroup(Text(nm, font=MONO, font_size=20), Text(w, font=MONO, font_size=20))
+                         .arrange(RIGHT, buff=0.15) for nm, w in zip(names, widest)]).arrange(RIGHT, buff=0.45)
+        slots.next_to(legend, DOWN, aligned_edge=LEFT)
+
         def readout():
             a, b = mt.get_value(), nt.get_value()
             score = float(rope_rotate(Q_VEC, a) @ rope_rotate(K_VEC, b))
-            return Text(f"m = {a:4.1f}   n = {b:4.1f}   m − n = {a - b:4.1f}   q_m·k_n = {score:+.3f}",
-                        font=MONO, font_size=20).next_to(legend, DOWN, aligned_edge=LEFT)
+            values = [(f"{a:.1f}", C_Q), (f"{b:.1f}", C_K), (f"{a - b:.1f}", WHITE), (f"{score:+.3f}", WHITE)]
+            # subtle: the cache key holds the slot too: the same string sits at a different place in each
+            return [self.live_text(("num", k, v), lambda k=k, v=v, c=c: Text(v, font=MONO, font_size=20, color=c)
+                                   .align_to(slots[k][1], RIGHT).align_to(slots[k][1], DOWN))
+                    for k, (v, c) in enumerate(values)]
 
         self.fixed(legend)
-        read = readout()
-        self.fixed(read)
-        read.add_updater(lambda r: r.become(readout()))
+        labels = VGroup(*[slot[0] for slot in slots])
+        self.fixed(labels)
+        read = VGroup(labels, self.live(readout))
         sin_lbl = Text("sinusoidal: added to the embeddings (d = 16)", font=SANS, font_size=17, color=GREY_B)
-        sin_lbl.move_to([-4.3, 0.95, 0])
+        sin_lbl.move_to([-3.9, 0.95, 0])
         self.fixed(sin_lbl)
         self.play(Write(title2), FadeIn(formula2), FadeIn(sin_lbl), FadeIn(legend), FadeIn(plates), FadeIn(plate_lbl), FadeIn(read),
                   run_time=1.0)
