@@ -231,26 +231,22 @@ class Positional3DScene(ThreeDScene):
                         Text("k at position n", font=SANS, font_size=20, color=C_K)).arrange(RIGHT, buff=0.5)
         legend.next_to(title2, DOWN, aligned_edge=LEFT)
 
-        # the live readout: fixed labels, and numbers right-aligned in slots (one small Text per value)
+        # the live readout: one small Text per slot and value ("m = 7.0"), left-aligned in its slot
         names = ["m =", "n =", "m − n =", "score q·k ="]
         widest = ["0.0", "0.0", "-0.0", "+0.000"]
-        slots = VGroup(*[VGroup(Text(nm, font=MONO, font_size=20), Text(w, font=MONO, font_size=20))
-                         .arrange(RIGHT, buff=0.15) for nm, w in zip(names, widest)]).arrange(RIGHT, buff=0.45)
-        slots.next_to(legend, DOWN, aligned_edge=LEFT)
+        slots = VGroup(*[Text(f"{nm} {w}", font=MONO, font_size=20) for nm, w in zip(names, widest)])
+        slots.arrange(RIGHT, buff=0.45).next_to(legend, DOWN, aligned_edge=LEFT)
 
         def readout():
             a, b = mt.get_value(), nt.get_value()
             score = float(rope_rotate(Q_VEC, a) @ rope_rotate(K_VEC, b))
             values = [(f"{a:.1f}", C_Q), (f"{b:.1f}", C_K), (f"{a - b:.1f}", WHITE), (f"{score:+.3f}", WHITE)]
-            # subtle: the cache key holds the slot too: the same string sits at a different place in each
-            return [self.live_text(("num", k, v), lambda k=k, v=v, c=c: Text(v, font=MONO, font_size=20, color=c)
-                                   .align_to(slots[k][1], RIGHT).align_to(slots[k][1], DOWN))
+            return [self.live_text(("num", k, v), lambda k=k, v=v, c=c: Text(f"{names[k]} {v}", font=MONO, font_size=20,
+                                                                              t2c={v: c}).align_to(slots[k], LEFT + UP))
                     for k, (v, c) in enumerate(values)]
 
         self.fixed(legend)
-        labels = VGroup(*[slot[0] for slot in slots])
-        self.fixed(labels)
-        read = VGroup(labels, self.live(readout))
+        read = self.live(readout)
         sin_lbl = Text("sinusoidal: added to the embeddings (d = 16)", font=SANS, font_size=17, color=GREY_B)
         sin_lbl.move_to([-3.9, 0.95, 0])
         self.fixed(sin_lbl)

@@ -77,6 +77,13 @@ def test_missing_scene_dir_is_a_clear_error(tmp_path, capsys):
     assert "source checkout" in err and "--scene-dir" in err
 
 
+def test_out_must_match_what_is_rendered(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(render, "manim_installed", lambda: True)   # fails before manim would run
+    assert run_cli(["render", "attention", "--still", "--out", str(tmp_path / "a.mp4")]) == 2
+    assert "ends in .mp4 but this renders a .png (--still); name it *.png" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_manim_command_line():
     cmd = render.manim_command(render.scene_file("positional"), "Positional3DScene", "l", "/tmp/m", still=True)
     assert cmd[1:5] == ["-m", "manim", "render", "-ql"]
@@ -137,6 +144,13 @@ def test_rope_rotation_matches_complex_numbers_and_depends_on_m_minus_n():
         s2 = p.rope_rotate(p.Q_VEC, m + shift) @ p.rope_rotate(p.K_VEC, n + shift)
         assert s1 == pytest.approx(s2, abs=1e-9)
         assert s1 == pytest.approx(p.rope_rotate(p.Q_VEC, m - n) @ p.K_VEC, abs=1e-9)
+    try:  # the scene keeps its own three lines of NumPy; they must agree with the library's paper layout
+        from tinyllm.nn.positional import apply_rope_interleaved
+    except ImportError:
+        return
+    x = rng.standard_normal((8, d))                                         # (T, hs), positions 0..7
+    ref = apply_rope_interleaved(x, np.arange(8), theta=p.BASE)
+    np.testing.assert_allclose(np.stack([p.rope_rotate(x[t], t) for t in range(8)]), ref, atol=1e-12)
 
 
 # ---- one rendered frame of each scene ----------------------------------------------------------------
@@ -154,12 +168,28 @@ def _looks_drawn(png):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(render.SCENES))
 def test_a_still_of_each_scene_renders(name, tmp_path):
-    png = render.render(name, quality="l", out_dir=tmp_path, still=True, quiet=True)
+    png = render.render(name, quality="l", out=tmp_path, still=True, quiet=True)
     assert png == tmp_path / f"{name}.png" and png.is_file()
     (h, w), std, lit = _looks_drawn(png)
     assert (w, h) == (854, 480)               # -ql is 854x480
     assert std > 0.05 and lit > 0.02, f"{png} looks blank (std {std:.3f}, lit share {lit:.3f})"
     assert not [p for p in tmp_path.iterdir() if p.name != png.name], "the manim media folder was left behind"
+
+
+@needs_manim
+@pytest.mark.slow
+def test_render_to_a_file_name(tmp_path):
+    """--out FILE.png: how docs/figures/*-animation.png are made. A stand-in scene keeps it quick."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    (scenes / "attention.py").write_text("from manim import Scene, Square\n\nclass AttentionScene(Scene):\n"
+                                         "    def construct(self):\n        self.add(Square(color='#ff8800', fill_opacity=1))\n")
+    target = tmp_path / "figs" / "03-attention-animation.png"
+    assert run_cli(["render", "attention", "--still", "--quality", "l", "--scene-dir", str(scenes),
+                    "--out", str(target)]) == 0
+    (h, w), std, lit = _looks_drawn(target)
+    assert (w, h) == (854, 480) and std > 0.05 and lit > 0.02
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
 
 
 @needs_manim

@@ -3,6 +3,7 @@
     tinyllm render attention                     # animations/attention.py, 720p
     tinyllm render positional --quality l        # animations/positional_3d.py, 480p (3D: slow)
     tinyllm render attention --still --out DIR   # only the last frame, as DIR/attention.png
+    tinyllm render attention --still --out docs/figures/03-attention-animation.png
 
 The scenes are ordinary Manim Community files; this command only finds them and runs
 
@@ -73,9 +74,12 @@ def manim_command(path: Path, scene: str, quality: str, media_dir: Path, still: 
     return cmd + [str(path), scene]
 
 
-def render(name: str, quality: str | None = None, out_dir: Path | str = "out/animations",
+def render(name: str, quality: str | None = None, out: Path | str = "out/animations",
            still: bool = False, scene_dir: Path | None = None, quiet: bool = False) -> Path:
-    """Render scene `name`; return the path of the mp4 (or PNG with still=True) in out_dir.
+    """Render scene `name`; return the path of the mp4 (or PNG with still=True).
+
+    `out` is a folder (the file is named after the scene: out/attention.mp4) or a file
+    name ending in .mp4 (.png with still=True), e.g. docs/figures/03-attention-animation.png.
 
     Raises FileNotFoundError (no scene file), ManimMissing, RuntimeError (manim failed).
     """
@@ -87,9 +91,16 @@ def render(name: str, quality: str | None = None, out_dir: Path | str = "out/ani
     quality = quality or default_q
     if quality not in QUALITIES:
         raise ValueError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITIES)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     suffix = ".png" if still else ".mp4"
+    out = Path(out)
+    if out.suffix.lower() in (".png", ".mp4"):
+        if out.suffix.lower() != suffix:
+            raise ValueError(f"--out {out} ends in {out.suffix} but this renders a {suffix} "
+                             f"({'--still' if still else 'a video'}); name it *{suffix}")
+        out_dir, target = out.parent, out
+    else:
+        out_dir, target = out, out / f"{name}{suffix}"
+    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".manim-", dir=out_dir.resolve()) as media:
         cmd = manim_command(path, scene, quality, Path(media), still)
         if not quiet:
@@ -106,7 +117,6 @@ def render(name: str, quality: str | None = None, out_dir: Path | str = "out/ani
         made = [p for p in made if "partial_movie_files" not in p.parts]
         if not made:
             raise RuntimeError(f"manim exited 0 but wrote no {suffix} file for {scene} under {media}")
-        target = out_dir / f"{name}{suffix}"
         shutil.move(str(made[-1]), target)
     return target
 
@@ -134,8 +144,9 @@ def add_subcommand(sub) -> None:
                    "mask; positional: sinusoidal encodings and RoPE in 3D")
     r.add_argument("--quality", choices=sorted(QUALITIES), default=None,
                    help="l=480p15, m=720p30, h=1080p60 (default: m for attention, l for positional)")
-    r.add_argument("--out", default="out/animations", metavar="DIR",
-                   help="where SCENE.mp4 (or SCENE.png) goes (default out/animations)")
+    r.add_argument("--out", default="out/animations", metavar="DIR|FILE",
+                   help="a folder for SCENE.mp4 (SCENE.png with --still), or a file name ending in .mp4/.png "
+                        "(default out/animations)")
     r.add_argument("--still", action="store_true", help="render only the last frame, as a PNG")
     r.add_argument("--scene-dir", default=None, type=Path, metavar="DIR",
                    help="folder holding the scene files (default: animations/ of the source checkout)")
