@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 from manim import (DOWN, LEFT, RIGHT, UP, BLUE_C, GREEN_C, GREY_B, GREY_D, ORANGE, WHITE, YELLOW,
-                   Create, FadeIn, GrowFromEdge, Indicate, LaggedStart, Line, Rectangle, ReplacementTransform,
+                   Create, FadeIn, FadeOut, GrowFromEdge, Indicate, LaggedStart, Line, Rectangle, ReplacementTransform,
                    Scene, SurroundingRectangle, Text, Transform, VGroup, Write, interpolate_color, ManimColor)
 
 TOKENS = ["the", "cat", "sat", "on", "mat"]
@@ -117,8 +117,8 @@ class AttentionScene(Scene):
             terms = " + ".join(f"{_num(qa)}·{_num(ka)}" for qa, ka in zip(Q[t], K[j]))
             new = Text(f'q·k("{TOKENS[j]}") = {terms} = {dots[j]:.0f}', font=MONO, font_size=18, color=GREY_B)
             new.move_to([-3.0, -1.95, 0])
-            self.play(Create(box), FadeIn(dot_txt[j]), FadeIn(new) if calc is None else ReplacementTransform(calc, new),
-                      run_time=0.5)
+            swap = [FadeIn(new)] if calc is None else [FadeOut(calc), FadeIn(new)]
+            self.play(Create(box), FadeIn(dot_txt[j]), *swap, run_time=0.5)
             self.wait(0.35)
             self.remove(box)
             calc = new
@@ -128,7 +128,7 @@ class AttentionScene(Scene):
                           for j, y in enumerate(row_y)])
         note = Text(f"divide by √d = √{d} = {np.sqrt(d):.0f}", font=SANS, font_size=18, color=GREY_B)
         note.move_to([-3.0, -1.95, 0])
-        self.play(Transform(header[3], head_s), ReplacementTransform(dot_txt, scaled), ReplacementTransform(calc, note),
+        self.play(Transform(header[3], head_s), ReplacementTransform(dot_txt, scaled), FadeOut(calc), FadeIn(note),
                   run_time=0.9)
         self.wait(0.4)
 
