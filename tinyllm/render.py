@@ -30,7 +30,7 @@ from pathlib import Path
 # name on the command line -> (file in animations/, Scene class, default quality)
 SCENES = {
     "attention": ("attention.py", "AttentionScene", "m"),
-    "positional": ("positional_3d.py", "Positional3DScene", "l"),  # 3D + many surfaces: keep it 480p
+    "positional": ("positional_3d.py", "Positional3DScene", "l"),  # 3D, ~2x the 2D scene per frame: 480p
 }
 QUALITIES = {"l": "480p15", "m": "720p30", "h": "1080p60"}
 INSTALL_HINT = 'apt-get install -y pkg-config libpango1.0-dev && pip install -e ".[anim]"'
