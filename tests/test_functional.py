@@ -540,6 +540,8 @@ def _qkv(B=2, H=3, L=5, S=5, E=4, Ev=4, Hk=None, seed=0):
     (dict(L=6, S=3), dict(is_causal=True)),
     (dict(L=4, S=7, Ev=2), dict(scale=0.3)),
     (dict(H=6, Hk=2), dict(enable_gqa=True, is_causal=True)),
+    (dict(L=1, S=9, H=4, Hk=2), dict(enable_gqa=True)),  # a decode step: K, V used in place, no copies
+    (dict(L=2, S=9), dict(scale=0.5)),
 ])
 def test_sdpa_vs_torch(torch, shape, kw, dtype):
     compare_torch(torch, lambda m, q, k, v: getattr(m.F, SDPA)(q, k, v, **kw), _qkv(**shape), dtype,

@@ -72,6 +72,15 @@ def _chunks(n0, bytes_per_item):
     return [slice(i, min(i + step, n0)) for i in range(0, n0, step)]
 
 
+_FEW_QUERIES = 4  # up to this many queries, K and V are used in place when each matrix is contiguous
+
+
+def _matrices_contiguous(a) -> bool:
+    """Is each (S, E) matrix of a (..., S, E) array contiguous in memory (rows back to back)?"""
+    item = a.dtype.itemsize
+    return a.strides[-1] == item and (a.shape[-2] <= 1 or a.strides[-2] == a.shape[-1] * item)
+
+
 def _take(a, sl):
     """a[sl] on the leading axis, unless that axis is broadcast (size 1)."""
     return a if a is None or a.shape[0] == 1 else a[sl]
@@ -106,10 +115,16 @@ class ScaledDotProductAttention(Function):
             bias = bias.reshape((1,) * (len(lead) + 2 - bias.ndim) + bias.shape)
 
         qs = q * scale  # (..., L, E): scaling Q costs less than scaling the (L, S) scores
-        # subtle: contiguous K, Kᵀ and V. NumPy's stacked matmul leaves BLAS for operands whose rows
-        # are strided (a transposed Kᵀ, or heads cut out of a fused qkv): 1.5-2x slower than the copies.
-        k, v = xp.ascontiguousarray(k), xp.ascontiguousarray(v)
-        kT = xp.ascontiguousarray(k.swapaxes(-1, -2))  # (..., S, E) -> (..., E, S)
+        if L <= _FEW_QUERIES and _matrices_contiguous(k) and _matrices_contiguous(v):
+            # subtle: a few queries (a KV-cache decode step) over K, V whose matrices are each contiguous
+            # (views of the cache): BLAS reads Kᵀ as a transposed view. Copying K, Kᵀ and V would cost
+            # time in proportion to everything cached, for a product of only L rows.
+            kT = k.swapaxes(-1, -2)  # (..., S, E) -> (..., E, S), a view
+        else:
+            # subtle: contiguous K, Kᵀ and V. NumPy's stacked matmul leaves BLAS for operands whose rows
+            # are strided (a transposed Kᵀ, or heads cut out of a fused qkv): 1.5-2x slower than the copies.
+            k, v = xp.ascontiguousarray(k), xp.ascontiguousarray(v)
+            kT = xp.ascontiguousarray(k.swapaxes(-1, -2))  # (..., S, E) -> (..., E, S)
         P = xp.empty((*lead, L, S), dtype=q.dtype)  # the attention weights, kept for backward
         out = xp.empty((*lead, L, Ev), dtype=q.dtype)
         keep, p_scale = None, 1.0

@@ -68,8 +68,11 @@ def split(fn, rows: int, size: int, multiple: int = 1) -> None:
     fn must only write its own rows; Numba kernels and ufuncs release the GIL, so
     the parts really run at the same time.
     """
+    if size < _MIN_SPLIT:  # checked first: most calls are small, and num_threads reads the environment
+        fn(0, rows)
+        return
     n = min(num_threads(), rows // max(1, multiple))
-    if n <= 1 or size < _MIN_SPLIT:
+    if n <= 1:
         fn(0, rows)
         return
     step = -(-rows // (n * multiple)) * multiple

@@ -68,7 +68,8 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
                 logits = model.next_token_logits(new, cache=cache)
             if penalize:
                 logits = apply_penalties(logits, ids, repetition_penalty, presence_penalty, frequency_penalty)
-            logits = filter_logits(logits, temperature, top_k, top_p, min_p)
+            if temperature > 0:  # greedy needs no filter: every filter keeps the top token
+                logits = filter_logits(logits, temperature, top_k, top_p, min_p)
             nxt = backend.to_numpy(sample(logits, rng, greedy=temperature == 0))
             ids = np.concatenate([ids, nxt.reshape(-1, 1).astype(np.int64)], axis=1)  # (B, T) -> (B, T+1)
     finally:

@@ -42,7 +42,8 @@ from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
 from tinyllm.nn.positional import alibi_bias, apply_rope, rope_cos_sin
-from tinyllm.tensor import Tensor
+from tinyllm.nn.positional.rope import rotate_half
+from tinyllm.tensor import Tensor, is_grad_enabled
 
 
 class CausalSelfAttention(Module):
@@ -101,6 +102,9 @@ class CausalSelfAttention(Module):
 
     def forward(self, x, cache=None, layer: int = 0):
         B, T, C = x.shape
+        if cache is not None and T == 1 and self.causal and not self.record and not is_grad_enabled() \
+                and not (self.training and self.dropout):
+            return self._decode_step(x, cache, layer)
         offset = 0 if cache is None else cache.length
         q, k, v = self.qkv(x, offset)
         if cache is not None:  # store the new k, v; attend over everything cached (constants: no graph)
@@ -114,6 +118,35 @@ class CausalSelfAttention(Module):
                                            is_causal=is_causal, enable_gqa=self.n_kv_head != self.n_head)  # (B,nh,T,hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B,nh,T,hs) -> (B,T,nh,hs) -> (B,T,C): heads side by side
         return self.resid_dropout(self.c_proj(y))
+
+    def _decode_step(self, x, cache, layer: int):
+        """forward for one new token per row over a KV cache, on raw arrays (no graph is wanted).
+
+        The same math as forward, written out: a decode step is ~1M multiply-adds spread over
+        ~20 small ops, so the Tensor wrappers around each op are most of its time. The cache
+        tests check it against a full recompute (tests/test_kv_cache.py).
+        """
+        B, _, C = x.shape
+        nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim
+        pos = cache.length  # the new token's position
+        qkv = self.c_attn(x).data.reshape(B, nh + 2 * nkv, hs)  # (B, 1, ·) -> (B, heads, hs): T = 1, no transpose
+        q, k, v = qkv[:, :nh], qkv[:, nh:nh + nkv], qkv[:, nh + nkv:]
+        if self.pos_encoding == "rope":
+            cos, sin = (backend.asarray(a, dtype=q.dtype, device=x.device) for a in rope_cos_sin([pos], hs, self.rope_theta))
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin  # (B, h, hs) ⊙ (1, hs)
+        k_all, v_all = cache.write(layer, k[:, :, None], v[:, :, None])  # (B, nkv, S, hs), the new one included
+        S, g = k_all.shape[2], nh // nkv
+        qg = q.reshape(B, nkv, g, hs) * q.dtype.type(1.0 / np.sqrt(hs))  # the g query heads of each key head
+        scores = qg @ k_all.swapaxes(-1, -2)  # (B, nkv, g, hs) @ (B, nkv, hs, S) -> (B, nkv, g, S)
+        if self.pos_encoding == "alibi":
+            bias = alibi_bias(nh, [pos], np.arange(S)).reshape(nkv, g, S)  # head h = group·g + i, as in sdpa
+            scores += backend.asarray(bias, dtype=scores.dtype, device=x.device)
+        xp = backend.of(scores)
+        scores -= scores.max(axis=-1, keepdims=True)  # softmax over the S keys (all visible: the newest query)
+        xp.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        y = (scores @ v_all).reshape(B, 1, C)  # (B, nkv, g, hs) -> (B, 1, nh·hs): heads side by side
+        return self.resid_dropout(self.c_proj(Tensor(y)))
 
     def extra_repr(self) -> str:
         return (f"n_head={self.n_head}, n_kv_head={self.n_kv_head}, head_dim={self.head_dim}, "

@@ -58,7 +58,7 @@ def rope_cos_sin(positions, head_dim: int, theta: float = 10000.0) -> tuple[np.n
     return np.cos(angle).astype(np.float32), np.sin(angle).astype(np.float32)
 
 
-def _rotate_half(x):
+def rotate_half(x):
     """rot(x) = [-x_b, x_a] with x_a = x[..., :hs/2], x_b = x[..., hs/2:]."""
     h = x.shape[-1] // 2
     xp = backend.of(x)
@@ -69,12 +69,12 @@ class _Rope(Function):
     @staticmethod
     def forward(ctx, x, cos, sin):
         ctx.cos, ctx.sin = cos, sin
-        return x * cos + _rotate_half(x) * sin  # (..., T, hs) ⊙ (T, hs)
+        return x * cos + rotate_half(x) * sin  # (..., T, hs) ⊙ (T, hs)
 
     @staticmethod
     def backward(ctx, g):
         gs = g * ctx.sin
-        return g * ctx.cos - _rotate_half(gs)  # rotᵀ = -rot
+        return g * ctx.cos - rotate_half(gs)  # rotᵀ = -rot
 
 
 def apply_rope(x, cos, sin):
