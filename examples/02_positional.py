@@ -85,17 +85,25 @@ def val_curve(run) -> list:
 
 
 def embedding_scales(model: GPT) -> dict:
-    """RMS of the token vectors (wte rows) and of the position vectors added to them (None for rope, alibi,
-    none): with GPT-2's init (N(0, 0.02²)) the unit-amplitude sinusoids start ~35x louder than the tokens."""
+    """RMS of the token vectors and of the position vectors as the model adds them, x = tok + pos
+    (position None for rope, alibi, none: nothing is added).
+
+    learned:    tok = wte[idx], pos = wpe[p]; both start at GPT-2's N(0, 0.02²).
+    sinusoidal: tok = √C · wte[idx], pos = PE[p] (Vaswani et al. §3.4; GPT.hidden_states). The sines have
+                RMS 1/√2 = 0.707 by construction; unscaled, 0.02-scale token vectors would be ~35x quieter.
+    Example: C = 64, wte RMS 0.09 -> the token vectors added are 8 · 0.09 = 0.72, level with the sines.
+    """
     c = model.config
-    tok = tinyllm.to_numpy(model.transformer.wte.weight.data).astype(np.float64)
+    tok = tinyllm.to_numpy(model.transformer.wte.weight.data).astype(np.float64)  # (V, C)
     pos = None
     if c.pos_encoding == "learned":
-        pos = tinyllm.to_numpy(model.transformer.wpe.weight.data).astype(np.float64)
+        pos = tinyllm.to_numpy(model.transformer.wpe.weight.data).astype(np.float64)  # (T, C)
     elif c.pos_encoding == "sinusoidal":
         from tinyllm.nn.positional import sinusoidal_table
 
-        pos = np.asarray(sinusoidal_table(c.context_length, c.d_model), dtype=np.float64)
+        # subtle: the model scales wte by √C before adding PE; the raw rows of wte are not what PE is added to.
+        tok = tok * np.sqrt(c.d_model)
+        pos = np.asarray(sinusoidal_table(c.context_length, c.d_model), dtype=np.float64)  # (T, C)
     rms = lambda a: float(np.sqrt((a ** 2).mean()))  # noqa: E731
     return {"token_rms": rms(tok), "position_rms": None if pos is None else rms(pos)}
 
@@ -321,8 +329,9 @@ def main(argv=None) -> dict:
     scales = {enc: embedding_scales(m) for enc, m in models.items()}
     for enc, sc in scales.items():
         if sc["position_rms"] is not None:
-            print(f"  {enc}: after training, RMS of the token vectors {sc['token_rms']:.3f}, "
-                  f"of the position vectors {sc['position_rms']:.3f}")
+            print(f"  {enc}: after training, RMS of the token vectors {sc['token_rms']:.3f}"
+                  + (" (√d_model · wte rows, as added)" if enc == "sinusoidal" else "")
+                  + f", of the position vectors {sc['position_rms']:.3f}")
     report = {"budget": budget, "seed": seed, "windows": n_win, "params": params, "curves": curves,
               "final_val_loss": {enc: c[-1][1] for enc, c in curves.items()}, "embedding_rms": scales}
     plot_curves(curves, params, out / "02-val-loss.png")

@@ -12,6 +12,7 @@ import pytest
 import tinyllm
 from tinyllm.nn import GPT, GPTConfig
 from tinyllm.nn.config import POS_ENCODINGS
+from tinyllm.nn.positional import sinusoidal_table
 
 from shared_data import data_file
 
@@ -157,6 +158,27 @@ def test_closed_forms(lab):
     np.testing.assert_allclose(alibi, -slopes[:, None] * np.arange(32), rtol=1e-5, atol=1e-6)
     assert (slopes > 0).all()
     assert forms["learned"][0, 0] == pytest.approx(1.0, abs=1e-6) and (forms["none"] == 0).all()
+
+
+@pytest.mark.parametrize("enc", ["learned", "sinusoidal"])
+def test_embedding_scales_measure_what_the_model_adds(lab, enc):
+    """The token and position vectors' RMS as the model adds them: read x = tok + pos off the model's own
+    forward (the input of its dropout), for tokens 0..V-1 at positions 0..V-1, and subtract the position part."""
+    m = model(enc, T=12, std=0.05)  # vocab 11, d_model 16: sinusoidal scales wte by √16 = 4
+    seen = []
+    m.transformer.drop.forward = lambda x: seen.append(tinyllm.to_numpy(x.data).astype(np.float64)) or x
+    with tinyllm.no_grad():
+        m(np.arange(11)[None])
+    x0 = seen[0][0]  # (T, C): token t at position t
+    pos = (tinyllm.to_numpy(m.transformer.wpe.weight.data) if enc == "learned" else
+           np.asarray(sinusoidal_table(12, 16)))
+    pos = pos.astype(np.float64)
+    sc = lab["embedding_scales"](m)
+    assert sc["token_rms"] == pytest.approx(np.sqrt(((x0 - pos[:11]) ** 2).mean()), rel=1e-5)
+    assert sc["position_rms"] == pytest.approx(np.sqrt((pos ** 2).mean()), rel=1e-6)
+    if enc == "sinusoidal":
+        assert sc["position_rms"] == pytest.approx(np.sqrt(0.5), rel=1e-6)  # sin² + cos² = 1 per pair
+        assert sc["token_rms"] > 3 * np.sqrt((tinyllm.to_numpy(m.transformer.wte.weight.data) ** 2).mean())
 
 
 # ---------------------------------------------------------------------------- the --quick runs
