@@ -24,9 +24,10 @@ token is. This scene draws the two classic answers for a toy sequence of 8 token
    so the score depends on the positions only through m - n. The scene shifts m and n
    together and the angle between q and k in every plane, and the score, stay put.
 
-The numbers come from `sinusoidal_table`, `rope_angles` and `rope_rotate` below (plain
-NumPy, a few lines each, so the scene is self-contained); tests check them against
-the closed forms and the relative-position property.
+The numbers come from tinyllm itself (`tinyllm.nn.positional`: the sinusoidal table
+and RoPE in the paper's interleaved layout), wrapped by `sinusoidal_table` and
+`rope_rotate` below; tests check them against the closed forms and the
+relative-position property.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import numpy as np
 from manim import (DEGREES, DOWN, LEFT, ORIGIN, PI, RIGHT, UP, OUT, BLUE_C, GREY_B, GREY_D, WHITE, YELLOW,
                    Arc, Arrow, Circle, Create, Dot, FadeIn, FadeOut, LaggedStart, Line, ParametricFunction, Text,
                    ThreeDScene, ValueTracker, VGroup, Write, color_gradient, linear)
+
+from tinyllm.nn import positional
 
 TOKENS = ["to", "be", "or", "not", "to", "be", "that", "is"]   # "to" and "be" twice: same token, new position
 D_SIN = 16            # width of the sinusoidal encoding drawn
@@ -47,33 +50,23 @@ MONO, SANS = "DejaVu Sans Mono", "DejaVu Sans"
 C_Q, C_K = YELLOW, BLUE_C
 
 
-def sinusoidal_table(positions, d: int, base: float = BASE) -> np.ndarray:
-    """(T, d): PE[pos, 2i] = sin(pos / base^(2i/d)), PE[pos, 2i+1] = cos(same). d must be even.
+def sinusoidal_table(positions, d: int) -> np.ndarray:
+    """(T, d): PE[pos, 2i] = sin(pos / base^(2i/d)), PE[pos, 2i+1] = cos(same): tinyllm's table, in float64.
 
     sinusoidal_table([0, 1], 4)[1] = [sin 1, cos 1, sin 0.01, cos 0.01] = [0.841, 0.540, 0.010, 1.000]
     """
-    pos = np.asarray(positions, dtype=np.float64)[:, None]            # (T, 1)
-    freq = base ** (-np.arange(0, d, 2) / d)                          # (d/2,)  1 / base^(2i/d)
-    table = np.empty((pos.shape[0], d))
-    table[:, 0::2] = np.sin(pos * freq)
-    table[:, 1::2] = np.cos(pos * freq)
-    return table
+    return positional.sinusoidal_table(positions, d, base=BASE, dtype=np.float64)
 
 
 def rope_angles(d: int, base: float = BASE) -> np.ndarray:
-    """(d/2,): theta_i = base^(-2i/d).  rope_angles(8) = [1, 0.1, 0.01, 0.001]."""
+    """(d/2,): theta_i = base^(-2i/d), the labels of the planes.  rope_angles(8) = [1, 0.1, 0.01, 0.001]."""
     return base ** (-np.arange(0, d, 2) / d)
 
 
-def rope_rotate(x: np.ndarray, m: float, base: float = BASE) -> np.ndarray:
-    """Rotate each adjacent pair (x[2i], x[2i+1]) of a (d,) vector by m * theta_i (RoFormer eq. 13)."""
-    ang = m * rope_angles(x.shape[-1], base)
-    c, s = np.cos(ang), np.sin(ang)
-    x0, x1 = x[0::2], x[1::2]
-    out = np.empty_like(x, dtype=np.float64)
-    out[0::2] = x0 * c - x1 * s
-    out[1::2] = x0 * s + x1 * c
-    return out
+def rope_rotate(x: np.ndarray, m: float) -> np.ndarray:
+    """Rotate each adjacent pair (x[2i], x[2i+1]) of a (d,) vector by m * theta_i (RoFormer eq. 13):
+    tinyllm's interleaved-layout RoPE at the (possibly fractional, mid-animation) position m."""
+    return positional.apply_rope_interleaved(np.asarray(x, dtype=np.float64)[None], [m], BASE)[0]
 
 
 # ---- where things go in the 3D scene -------------------------------------------------------------

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def sinusoidal_table(positions, d_model: int, base: float = 10000.0) -> np.ndarray:
-    """PE (T, d_model) float32 for integer positions (T,) (or an int T: positions 0..T-1)."""
+def sinusoidal_table(positions, d_model: int, base: float = 10000.0, dtype=np.float32) -> np.ndarray:
+    """PE (T, d_model) for positions (T,) (or an int T: positions 0..T-1); computed in float64, returned as dtype."""
     if d_model % 2:
         raise ValueError(f"sinusoidal_table: d_model must be even (sin and cos pairs), got {d_model}")
     pos = np.arange(positions) if np.isscalar(positions) else np.asarray(positions)
@@ -32,4 +32,4 @@ def sinusoidal_table(positions, d_model: int, base: float = 10000.0) -> np.ndarr
     pe = np.empty((len(pos), d_model), dtype=np.float64)
     pe[:, 0::2] = np.sin(angle)  # even dims: sin
     pe[:, 1::2] = np.cos(angle)  # odd dims: cos
-    return pe.astype(np.float32)
+    return pe.astype(dtype)
