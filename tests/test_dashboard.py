@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tinyllm
 from tinyllm.data import CharTokenizer, save_tokenizer
 from tinyllm.inference.dashboard.report import BadRequest, parse_knobs
 from tinyllm.inference.dashboard.server import serve
@@ -36,7 +37,7 @@ def tiny():
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, context_length=32, n_layer=1, n_head=2, d_model=32))
     rng = np.random.default_rng(0)
     for p in model.parameters():  # a tied lm_head is wte: set once
-        p.data[...] = rng.normal(0.0, 0.6, p.shape).astype(np.float32)
+        p.data[...] = tinyllm.tensor(rng.normal(0.0, 0.6, p.shape).astype(np.float32), device=p.device).data
     return model.eval(), tok
 
 
