@@ -73,6 +73,17 @@ def test_cli_writes_the_page_and_the_figure(ckpt, tmp_path, capsys):
     assert lines[4].split() == ["5", "4", "0", "4", "0.00"]
     assert "19/40 positions reused (hit rate 0.475)" in lines[5]
 
+
+def test_cli_out_may_name_the_figure(ckpt, tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("abcdefgh ijk\nabcdefgh ilm\n")
+    out = tmp_path / "kv.png"
+    assert cli(["kv-viz", "--ckpt", str(ckpt), "--prompts", str(prompts), "--out", str(out), "--block-size", "4"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figure, not the page written over it
+    assert "request " in out.with_suffix(".html").read_text()
+    assert f"wrote {out.with_suffix('.html')} and {out}" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("case, message", [
     ("no_ckpt", "holds no model"), ("no_file", "not found"), ("empty", "holds no prompt"),
     ("unknown", "line 2 of"), ("long", "context_length is 32"), ("block", "--block-size must be >= 1"),

@@ -149,7 +149,8 @@ def add_subcommand(sub) -> None:
     p.add_argument("--ckpt", required=True, metavar="DIR", help="a run folder (from tinyllm train) or a saved model")
     p.add_argument("--prompts", required=True, metavar="FILE", help="a text file, one prompt per line (blank lines skipped)")
     p.add_argument("--out", default="kv_viz.html", metavar="FILE",
-                   help="the HTML page to write; the figure goes next to it as .png (default kv_viz.html)")
+                   help="the HTML page (FILE.html) and the figure (FILE.png) are written side by side; FILE may end "
+                        "in either (default kv_viz.html)")
     p.add_argument("--block-size", type=int, default=16, metavar="N", help="positions per cache block (default 16)")
     p.add_argument("--max-bytes", type=int, default=64 << 20, metavar="N",
                    help="the cache's byte budget, least recently used blocks evicted beyond it (default 64 MiB)")
@@ -195,10 +196,11 @@ def run(args) -> int:
     stats, pc = simulate(model, requests, args.block_size, args.max_bytes)
     pieces = [[tok.decode([t]) for t in ids] for ids in requests]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(hit_html(stats, pieces, args.block_size,
+    # subtle: --out heads.png must not get the HTML written into it (and then overwritten by the figure)
+    page, png = (out.with_suffix(".html"), out) if out.suffix.lower() == ".png" else (out, out.with_suffix(".png"))
+    page.write_text(hit_html(stats, pieces, args.block_size,
                             title=f"prefix cache, blocks of {args.block_size}: {ckpt}"), encoding="utf-8")
     fig = hit_figure(stats, args.block_size, labels=[str(n) for n, _ in lines])
-    png = out.with_suffix(".png")
     fig.savefig(png, dpi=120)
     print(f"{'line':>5} {'tokens':>7} {'reused':>7} {'computed':>9} {'hit rate':>9}")
     for (n, _), s in zip(lines, stats):
@@ -206,5 +208,5 @@ def run(args) -> int:
     t = pc.stats
     print(f"total: {t.hit_tokens}/{t.tokens} positions reused (hit rate {t.hit_rate:.3f}), {t.block_hits} block hits, "
           f"{t.block_misses} misses, {t.evicted} evicted; {len(pc)} blocks, {pc.nbytes:,} bytes held")
-    print(f"wrote {out} and {png}")
+    print(f"wrote {page} and {png}")
     return 0
