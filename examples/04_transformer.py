@@ -21,7 +21,6 @@ Every run is seeded (--seed): a rerun prints the same numbers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import math
 import time
@@ -376,20 +375,8 @@ def _save(fig, path: Path) -> None:
 # ---------------------------------------------------------------------------- main
 
 
-def one_blas_thread():
-    """These matrices are small (64 x 192): one BLAS thread beats several, whose hand-offs and spinning
-    cost more than the work. threadpoolctl sets that for NumPy's BLAS when it is installed; the
-    numbers are the same either way, only the time changes."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print("(BLAS at its default thread count; `pip install threadpoolctl` or OPENBLAS_NUM_THREADS=1 is faster)")
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
-
-
 def main(argv=None) -> dict:
-    with one_blas_thread():
+    with backend.one_blas_thread():
         return run(argv)
 
 

@@ -28,7 +28,6 @@ Every run is seeded: a rerun prints the same numbers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import time
@@ -40,6 +39,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tinyllm import backend  # noqa: E402
 from tinyllm.data import load_tokenizer, load_text  # noqa: E402
 from tinyllm.inference.sampling import entropy, filter_logits  # noqa: E402
 from tinyllm.nn.gpt import GPT  # noqa: E402
@@ -378,17 +378,8 @@ def dashboard_screenshot(model, tok, path: Path, prompt: str = "ROMEO:\nWhat say
               f"after top-p {t['p_after']:.3f}")
 
 
-def one_blas_thread():
-    """Small matrices: one BLAS thread beats several (threadpoolctl, when installed, sets it for NumPy)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
-
-
 def main(argv=None) -> dict:
-    with one_blas_thread():
+    with backend.one_blas_thread():
         return run(argv)
 
 

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
+from tinyllm import backend  # noqa: E402
 from tinyllm.data import load_tokenizer  # noqa: E402
 from tinyllm.inference import kv_viz  # noqa: E402
 from tinyllm.inference.kv_cache import KVCache  # noqa: E402
@@ -46,16 +46,6 @@ from tinyllm.train import preset, train_or_load  # noqa: E402
 OPENINGS = ["KING RICHARD III:\nNow is the winter of our ", "JULIET:\nO Romeo, Romeo! wherefore art thou ",
             "HAMLET:\nTo be, or not to be, that is the "]
 ENDINGS = ["discontent", "Romeo?", "question:", "sorrow", "love.", "summer", "night,", "lord?", "heart!", "grave."]
-
-
-def one_blas_thread():
-    """Small matrices: one BLAS thread beats several (threadpoolctl, when installed, sets it for NumPy)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print("(BLAS at its default thread count; `pip install threadpoolctl` or OPENBLAS_NUM_THREADS=1 is faster)")
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
 
 
 def host(t):
@@ -309,7 +299,7 @@ def trained_model(args):
 
 
 def main(argv=None) -> dict:
-    with one_blas_thread():
+    with backend.one_blas_thread():
         return run(argv)
 
 

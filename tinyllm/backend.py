@@ -215,6 +215,22 @@ def erf(x):
 # ----------------------------------------------------------------------------- host memory
 
 
+def one_blas_thread():
+    """A with-block in which NumPy's BLAS runs on one thread (through threadpoolctl, when installed).
+
+    Small models multiply small matrices (64 x 192): there, one BLAS thread beats several, whose
+    hand-offs and spin-waits cost more than the work, most of all on a busy machine. The numbers
+    are the same either way, only the time changes. Without threadpoolctl the block changes nothing
+    (and says so once): ``OPENBLAS_NUM_THREADS=1`` in the environment does the same.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("(BLAS at its default thread count; `pip install threadpoolctl` or OPENBLAS_NUM_THREADS=1 is faster)")
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
 def keep_host_memory(pad_bytes: int = 256 << 20) -> bool:
     """Ask the C library's malloc to keep freed memory for reuse instead of returning it to the OS.
 
