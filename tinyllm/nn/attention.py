@@ -25,7 +25,9 @@ and k by their absolute positions before the product; "alibi" adds
 With a KVCache (tinyllm/inference/kv_cache.py) the T new tokens sit at
 positions offset .. offset+T-1 (offset = what the cache holds): their k, v are
 stored, and their queries attend over all offset + T cached keys; query i may
-see key j when j <= offset + i.
+see key j when j <= offset + i. A single new token (a decode step, no gradient
+wanted) takes ``_decode_step``: the same math on raw arrays, since at one
+token the per-op wrappers cost more than the arithmetic.
 
 Example (C = 4, nh = 2, nkv = 1, hs = 2): c_attn maps 4 -> 4 + 2·1·2 = 8;
 outputs 0-3 are q (heads 0, 1), 4-5 are k, 6-7 are v.
