@@ -168,3 +168,32 @@ def test_the_variant_attention_of_lab_4_refuses_a_cache():
     with pytest.raises(ValueError, match="does not take a KV cache"):
         model.generate(np.array([[1, 2]]), 2)
     assert model.generate(np.array([[1, 2]]), 2, use_cache=False, seed=0).shape == (1, 4)
+
+
+def test_a_bidirectional_model_refuses_a_cache_and_generates_without_one():
+    model = small_model(pos_encoding="none")
+    for m in model.modules():
+        if hasattr(m, "causal"):
+            m.causal = False  # every token's K/V now depends on later tokens: nothing can be kept
+    with pytest.raises(ValueError, match="a KV cache needs causal attention"):
+        model(np.array([[1, 2]]), cache=model.make_cache())
+    prompt = np.array([[1, 2, 3]])
+    np.testing.assert_array_equal(model.generate(prompt, 6, temperature=0.0),
+                                  model.generate(prompt, 6, temperature=0.0, use_cache=False))
+
+
+def test_a_full_context_says_so_rather_than_asking_for_a_longer_cache():
+    model = small_model()  # context_length 8
+    cache = model.make_cache()
+    model(np.zeros((1, 8), np.int64), cache=cache)
+    with pytest.raises(ValueError, match=r"positions 8..8 go past context_length=8"):
+        model(np.zeros((1, 1), np.int64), cache=cache)
+
+
+def test_generate_sizes_its_cache_to_what_it_will_hold():
+    model = small_model()
+    sizes, make = [], model.make_cache
+    model.make_cache = lambda **kw: sizes.append(kw["max_len"]) or make(**kw)
+    model.generate(np.array([[1, 2]]), 3, seed=0)   # 5 positions at most
+    model.generate(np.array([[1, 2]]), 30, seed=0)  # slides past the context: the whole window
+    assert sizes == [5, 8]

@@ -39,3 +39,25 @@ def test_a_stopped_run_is_resumed_to_the_end(tmp_path):
     assert done.trained and done.step == 4
     a, b = _weights(full.model), _weights(done.model)
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_what_counts_as_the_same_run(tmp_path):
+    quiet = dict(progress=False, log=lambda *a: None)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat. " * 40)
+    cfg, fields = preset("stories-char", out_dir=str(tmp_path / "run"), data=str(corpus), **SMALL)
+    first = train_or_load(cfg, fields, **quiet)
+    assert first.trained and not first.model.training  # eval mode, trained or reused
+    # evaluation, logging and the final sample do not change the weights: reused
+    cfg2, _ = preset("stories-char", out_dir=str(tmp_path / "run"), data=str(corpus),
+                     **{**SMALL, "eval_iters": 3, "sample_tokens": 50, "log_interval": 2})
+    again = train_or_load(cfg2, fields, **quiet)
+    assert not again.trained and not again.model.training
+    # the same path with other text in it is another corpus: trained again
+    corpus.write_text("a dog ran in the park. " * 40)
+    assert train_or_load(cfg, fields, **quiet).trained
+    # a run without its fingerprint (from `tinyllm train`), or with an unreadable checkpoint: trained again
+    (tmp_path / "run" / "reuse.json").unlink()
+    assert train_or_load(cfg, fields, **quiet).trained
+    (tmp_path / "run" / "ckpt.safetensors").write_bytes(b"not a checkpoint")
+    assert train_or_load(cfg, fields, **quiet).trained

@@ -14,12 +14,17 @@ tokens. Both give the same logits (to float rounding) and, greedily, the same
 tokens (tests/test_kv_cache.py).
 
 At the context limit: once the sequence is longer than context_length, a
-step must see only the last context_length tokens, at positions
-0..context_length-1 again, so every cached key is at the wrong position. The
-cached path then re-reads that window each step (reset + prefill): the same
-tokens the uncached path sees, so the output stays identical, at the
-uncached speed. A model with a longer context, or a sliding-window
-attention, avoids it.
+step must see only the last context_length tokens. The cached keys and
+values of layers >= 1 were computed while the dropped tokens were still
+visible (and with RoPE or learned positions, at other positions), so none of
+them fits the new window. The cached path then re-reads that window each step
+(reset + prefill): the same tokens the uncached path sees, so the output
+stays identical, at the uncached speed. A model with a longer context, or a
+sliding-window attention, avoids it.
+
+The cache is made for min(context_length, prompt + new tokens) positions. A
+model whose attention is not causal (the bidirectional ablation of §2) cannot
+keep anything: it is generated without the cache.
 """
 
 from __future__ import annotations
@@ -52,7 +57,10 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     penalize = repetition_penalty != 1.0 or presence_penalty != 0.0 or frequency_penalty != 0.0
     rng = make_rng(seed)
     ctx = model.config.context_length
-    cache = model.make_cache(batch_size=ids.shape[0]) if use_cache and max_new_tokens > 0 else None
+    causal = all(getattr(m, "causal", True) for m in model.modules())
+    cache = None
+    if use_cache and causal and max_new_tokens > 0:
+        cache = model.make_cache(batch_size=ids.shape[0], max_len=min(ctx, ids.shape[1] + int(max_new_tokens)))
     was_training = model.training
     model.eval()
     try:

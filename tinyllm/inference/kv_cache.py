@@ -20,9 +20,9 @@ Example: GPT-2 small (12 layers, 12 heads of 64) at T = 1024, float32: 2·12·12
 per sequence; grouped-query attention (n_kv_head < n_head) divides it by n_head / n_kv_head.
 
 The arrays are preallocated at max_len; ``length`` says how many positions
-hold data (the same for every row of the batch). Positions are absolute:
-the model rotates (RoPE) or biases (ALiBi) by position before storing, so a
-cached key is never touched again.
+hold data (the same for every row of the batch). Positions are absolute: RoPE
+rotates a key by its position before it is stored, and ALiBi adds its bias to
+the scores at each step from the positions, so a cached key is never touched again.
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def hit_html(stats, pieces=None, block_size: int | None = None, title: str = "pr
            "line-height:1.9;margin:0.2em 0 0.8em} .req span{padding:1px 0} .b{border-left:1px solid #555}"
            f".h{{background:{HIT}80}} .m{{background:{MISS}80}} td,th{{padding:2px 10px;text-align:right}}"
            "</style></head><body>", f"<h2>{html.escape(title)}</h2>",
-           f"<p><span class='h'>&nbsp;reused (hit)&nbsp;</span> <span class='m'>&nbsp;computed (miss)&nbsp;</span>"
+           "<p><span class='h'>&nbsp;reused (hit)&nbsp;</span> <span class='m'>&nbsp;computed (miss)&nbsp;</span>"
            + (f" &mdash; a line marks each block of {block_size} positions" if block_size else "") + "</p>"]
     W, H = 600, 120  # the running hit rate, as an inline SVG polyline
     R = len(rows)

@@ -86,20 +86,27 @@ class CausalSelfAttention(Module):
         return q, k, v
 
     def _mask(self, T: int, S: int, offset: int, device: str, dtype):
-        """(attn_mask, is_causal) for T queries at positions offset.. over S keys at 0..S-1; a float mask has `dtype`."""
+        """(attn_mask, is_causal) for T queries at positions offset.. over S keys at 0..S-1; a float mask has `dtype`.
+
+        The last mask made is kept (training asks for the same one at every layer and step).
+        """
+        key = (T, S, offset, device, np.dtype(dtype), self.causal)
+        if self.__dict__.get("_mask_key") == key:
+            return self.__dict__["_mask_value"]
         bias = None
         if self.pos_encoding == "alibi":
             bias = alibi_bias(self.n_head, np.arange(offset, offset + T), np.arange(S))  # (nh, T, S)
         # subtle: sdpa's is_causal is aligned top-left (query i sees keys j <= i); with cached keys
         # in front (offset > 0) the diagonal moves right by offset, so an explicit mask is needed,
         # except for one query (decode), which sees every key anyway.
-        explicit = self.causal and offset > 0 and T > 1
-        if explicit or (bias is not None and self.causal and offset > 0):
+        if self.causal and offset > 0 and T > 1:
             hidden = np.arange(S)[None, :] > (np.arange(T) + offset)[:, None]  # (T, S): key after query
             bias = np.where(hidden, -np.inf, 0.0) if bias is None else np.where(hidden[None], -np.inf, bias)
         is_causal = self.causal and offset == 0
         if bias is not None:
             bias = Tensor(backend.asarray(bias, dtype=dtype, device=device))  # the model's float type
+        # subtle: kept in __dict__, not as a buffer: derived from the config, never saved or moved
+        self.__dict__["_mask_key"], self.__dict__["_mask_value"] = key, (bias, is_causal)
         return bias, is_causal
 
     def forward(self, x, cache=None, layer: int = 0):
@@ -107,6 +114,9 @@ class CausalSelfAttention(Module):
         if cache is not None and T == 1 and self.causal and not self.record and not is_grad_enabled() \
                 and not (self.training and self.dropout):
             return self._decode_step(x, cache, layer)
+        if cache is not None and not self.causal:
+            raise ValueError("CausalSelfAttention: a KV cache needs causal attention (causal=True): without the mask "
+                             "every token's keys and values depend on the tokens after it, so nothing can be kept")
         offset = 0 if cache is None else cache.length
         q, k, v = self.qkv(x, offset)
         if cache is not None:  # store the new k, v; attend over everything cached (constants: no graph)

@@ -133,15 +133,15 @@ class GPT(Module):
     def _positions(self, T: int, offset: int, cache) -> None:
         """Check that positions offset .. offset+T-1 exist (and fit in the cache)."""
         ctx = self.config.context_length
+        if offset + T > ctx:  # first: no longer cache can help here
+            raise ValueError(f"GPT: positions {offset}..{offset + T - 1} go past context_length={ctx}; "
+                             f"the cache holds {offset} and {T} more came; reset() it and re-read the last "
+                             f"{ctx} tokens, or build a model with a longer context")
         if cache is not None:
             if cache.n_layer != self.config.n_layer or cache.keys.shape[2] != self.config.kv_heads \
                     or cache.keys.shape[4] != self.config.head_dim:
                 raise ValueError(f"GPT: the cache {cache!r} was not made for this model; use model.make_cache(...)")
             cache.check_room(T)
-        if offset + T > ctx:
-            raise ValueError(f"GPT: positions {offset}..{offset + T - 1} go past context_length={ctx}; "
-                             f"the cache holds {offset} and {T} more came; reset() it and re-read the last "
-                             f"{ctx} tokens, or build a model with a longer context")
 
     def _position_vectors(self, T: int, offset: int):
         """(T, C) added to the token embeddings ("learned", "sinusoidal"), or None."""
@@ -149,6 +149,8 @@ class GPT(Module):
         if kind == "learned":
             return self.transformer.wpe(arange(offset, offset + T, device=self.device))  # (T, C)
         if kind == "sinusoidal":
+            # subtle: kept in __dict__, not as a buffer: derived from the config, so never saved; rebuilt
+            # when the device or the context length differs
             table = self.__dict__.get("_sinusoidal")
             if table is None or table.shape[0] != self.config.context_length or backend.device_of(table) != self.device:
                 table = backend.asarray(sinusoidal_table(self.config.context_length, self.config.d_model),

@@ -13,23 +13,33 @@ So:
     result = train_or_load(*preset("shakespeare-char-cpu", out_dir="out/labs/shakespeare-char"))
     result.model, result.tokenizer, result.val_loss, result.trained   # trained: False when reused
 
-``out_dir`` and ``device`` may differ between the saved and the asked run
-(where it lives and where it runs do not change what was learned).
+What is compared: every TrainConfig field except those that do not change the
+weights (where the run lives and runs, how often it evaluates and logs, the
+sample printed at the end), the model's fields, and the corpus itself: a
+sha256 of its text, kept next to the run in ``reuse.json`` (a path's file may
+have changed since). A run without that file (made by ``tinyllm train``), or
+whose checkpoint cannot be read, is trained again. The model comes back in
+eval mode either way: it is for use.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyllm.data import load_tokenizer
+from tinyllm.data import load_text, load_tokenizer
+from tinyllm.serialization import CheckpointError, write_atomic
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.gpt import GPT
 from tinyllm.train.checkpoint import CKPT_NAME, load_checkpoint, read_metrics
 from tinyllm.train.config import TrainConfig
 from tinyllm.train.loop import TrainResult, train
 
-_WHERE_NOT_WHAT = ("out_dir", "device")  # fields that do not change what a run learns
+# fields that do not change what a run learns (the evaluations draw from their own generator)
+_WHERE_NOT_WHAT = ("out_dir", "device", "eval_interval", "eval_iters", "log_interval", "sample_tokens")
+FINGERPRINT_NAME = "reuse.json"
 
 
 @dataclass
@@ -37,7 +47,14 @@ class ReusedRun(TrainResult):
     trained: bool = True  # False: loaded from a finished run in out_dir
 
 
-def _same_run(state: dict, cfg: TrainConfig, model_fields: dict) -> bool:
+def _data_sha256(cfg: TrainConfig) -> str:
+    return hashlib.sha256(load_text(cfg.data).encode("utf-8")).hexdigest()
+
+
+def _same_run(state: dict, cfg: TrainConfig, model_fields: dict, out_dir: Path) -> bool:
+    path = out_dir / FINGERPRINT_NAME
+    if not path.exists() or json.loads(path.read_text()).get("data_sha256") != _data_sha256(cfg):
+        return False
     saved = TrainConfig.from_dict(state["train_config"]).to_dict()
     asked = cfg.to_dict()
     for name in _WHERE_NOT_WHAT:
@@ -59,8 +76,12 @@ def _last_eval(out_dir: Path) -> dict:
 def train_or_load(cfg: TrainConfig, model_fields: dict, *, progress: bool = True, log=print) -> ReusedRun:
     """The run ``train(cfg, model_fields)`` would produce, loaded from cfg.out_dir when it is already there."""
     out_dir = Path(cfg.out_dir)
-    state = load_checkpoint(out_dir) if (out_dir / CKPT_NAME).exists() else None
-    if state is not None and _same_run(state, cfg, model_fields):
+    try:
+        state = load_checkpoint(out_dir) if (out_dir / CKPT_NAME).exists() else None
+        same = state is not None and _same_run(state, cfg, model_fields, out_dir)
+    except (CheckpointError, ValueError, TypeError, KeyError):  # unreadable, or another version's: train again
+        same = False
+    if same:
         if int(state["step"]) >= cfg.max_iters:
             model = GPT.from_pretrained(out_dir, device=cfg.device)
             last = _last_eval(out_dir)
@@ -71,5 +92,9 @@ def train_or_load(cfg: TrainConfig, model_fields: dict, *, progress: bool = True
                              trained=False)
         result = train(cfg, model_fields, resume=True, progress=progress, log=log)
     else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(out_dir / FINGERPRINT_NAME, (json.dumps({"data": cfg.data, "data_sha256": _data_sha256(cfg)},
+                                                             indent=2) + "\n").encode())
         result = train(cfg, model_fields, progress=progress, log=log)
+    result.model.eval()
     return ReusedRun(**vars(result), trained=True)

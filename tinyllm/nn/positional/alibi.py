@@ -21,8 +21,8 @@ Outside the causal mask (a bidirectional ablation), the bias here is
 adds m_h·j instead: it differs from -m_h·(i - j) by m_h·i, the same for a
 whole row, which the softmax ignores.)
 
-Example: n = 2 heads have slopes 2^-4, 2^-8; in head 1, query 2 over keys
-0, 1, 2 gets the bias [-2/16, -1/16, 0].
+Example: n = 2 heads have slopes 2^-4, 2^-8; in the first head (h = 1, index 0),
+query 2 over keys 0, 1, 2 gets the bias [-2/16, -1/16, 0].
 """
 
 from __future__ import annotations

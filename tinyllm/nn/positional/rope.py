@@ -72,9 +72,9 @@ class _Rope(Function):
         return x * cos + rotate_half(x) * sin  # (..., T, hs) ⊙ (T, hs)
 
     @staticmethod
-    def backward(ctx, g):
-        gs = g * ctx.sin
-        return g * ctx.cos - rotate_half(gs)  # rotᵀ = -rot
+    def backward(ctx, grad_out):
+        # y = x ⊙ cos + rot(x) ⊙ sin, rot linear with rotᵀ = -rot:  dx = g ⊙ cos - rot(g ⊙ sin)
+        return grad_out * ctx.cos - rotate_half(grad_out * ctx.sin)
 
 
 def apply_rope(x, cos, sin):
