@@ -40,6 +40,7 @@ import math
 import numpy as np
 
 from tinyllm import backend
+from tinyllm.functional.softmax import log_softmax_forward, softmax_forward
 
 # ---------------------------------------------------------------------- arguments
 
@@ -86,21 +87,19 @@ def make_rng(seed) -> np.random.Generator:
 
 
 def softmax(logits):
-    """softmax over the last axis, in the array's own module; -inf -> probability 0."""
-    xp = backend.of(logits)
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = xp.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    """softmax over the last axis, in the array's own module; -inf -> probability 0.
+
+    The raw-array helper of the fused op (``tinyllm.functional.softmax.softmax_forward``), not a copy of it.
+    """
+    return softmax_forward(logits, -1)
 
 
 def entropy(logits):
     """H = -Σ p log p in nats over the last axis (0·log 0 = 0); a uniform distribution over n tokens has log n."""
     xp = backend.of(logits)
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = xp.exp(z)
-    s = e.sum(axis=-1, keepdims=True)
-    p = e / s
-    logp = xp.where(p > 0, z - xp.log(s), 0.0)  # subtle: -inf · 0 would be nan; removed tokens add 0
+    logp = log_softmax_forward(logits, -1)  # (z - m) - log Σ e^(z - m): exact where log(p) would round
+    p = xp.exp(logp)
+    logp = xp.where(p > 0, logp, 0.0)  # subtle: -inf · 0 would be nan; removed tokens add 0
     return -(p * logp).sum(axis=-1)
 
 
