@@ -45,6 +45,7 @@ from tinyllm.data import prepare_data  # noqa: E402
 from tinyllm.nn import GPT  # noqa: E402
 from tinyllm.nn.config import POS_ENCODINGS  # noqa: E402
 from tinyllm.train import preset, read_metrics, train_or_load  # noqa: E402
+from tinyllm.viz.attention_maps import attention_weights  # noqa: E402
 
 PRESET = "shakespeare-char-cpu"
 # One budget for every encoding: only pos_encoding changes between runs (and out_dir, where it is written).
@@ -175,15 +176,7 @@ def length_generalization(models: dict, x: np.ndarray, y: np.ndarray, T: int, lo
 
 def first_layer_attention(model: GPT, x: np.ndarray) -> np.ndarray:
     """The first block's attention probabilities on windows x (n, T): (n, nh, T, T), host float32."""
-    from tinyllm.nn.attention import record_attention
-
-    mods = record_attention(model)
-    model.eval()
-    with tinyllm.no_grad():
-        model(x)
-    P = mods[0].last_weights
-    record_attention(model, on=False)
-    return P
+    return attention_weights(model, x)[:, 0]  # (n, L, nh, T, T) -> the first layer
 
 
 def attention_by_distance(P: np.ndarray) -> np.ndarray:

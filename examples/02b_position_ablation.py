@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 import tinyllm  # noqa: E402
 from tinyllm import backend  # noqa: E402
 from tinyllm.nn import GPT  # noqa: E402
-from tinyllm.nn.attention import CausalSelfAttention, record_attention  # noqa: E402
+from tinyllm.nn.attention import CausalSelfAttention  # noqa: E402
+from tinyllm.viz.attention_maps import attention_weights  # noqa: E402
 from tinyllm.train import load_checkpoint  # noqa: E402
 
 UNIFORM, SINK = 0.9, 0.5  # a head is "near-uniform" at relative entropy >= 0.9, a "first-token sink" at >= 0.5 mass
@@ -63,14 +64,8 @@ def set_causal(model: GPT, causal: bool) -> GPT:
 
 
 def all_attention(model: GPT, x: np.ndarray) -> np.ndarray:
-    """Attention probabilities of every layer on windows x (n, T): (L, n, nh, T, T)."""
-    mods = record_attention(model)
-    model.eval()
-    with tinyllm.no_grad():
-        model(x)
-    P = np.stack([m.last_weights for m in mods])
-    record_attention(model, on=False)
-    return P
+    """Attention probabilities of every layer on windows x (n, T): (L, n, nh, T, T), layer first."""
+    return np.moveaxis(attention_weights(model, x), 1, 0)  # (n, L, nh, T, T) -> (L, n, nh, T, T)
 
 
 def head_stats(P: np.ndarray) -> dict:
