@@ -8,7 +8,6 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,15 +20,8 @@ from tinyllm.data import (
     prepare_data, save_tokenizer, save_tokens, sha256_file, split_tokens, token_dtype,
 )
 from tinyllm.data import registry, stories
-
-SHARED = os.environ.get("TINYLLM_DATA_DIR")
-
-
-def _shared_file(name):
-    if not SHARED or not (Path(SHARED) / name).is_file():
-        pytest.skip(f"{name} not found: set TINYLLM_DATA_DIR to the folder with the shared data files")
-    return Path(SHARED) / name
-
+from tinyllm.tokenizer import BPETokenizer
+from shared_data import data_file
 
 # ----------------------------------------------------------------------------- registry
 
@@ -49,7 +41,7 @@ def fake_corpus(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["tinyshakespeare", "names"])
 def test_registered_checksums_match_the_shared_copies(name):
-    path = _shared_file(CORPORA[name].filename)
+    path = data_file(CORPORA[name].filename)
     assert sha256_file(path) == CORPORA[name].sha256
     assert CORPORA[name].url.startswith("https://raw.githubusercontent.com/karpathy/")
 
@@ -162,7 +154,7 @@ def test_unknown_corpus_lists_the_valid_names(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name,size", [("tinyshakespeare", 1_115_394), ("names", 228_145)])
 def test_load_registered_corpus_from_data_dir(name, size):
-    _shared_file(CORPORA[name].filename)
+    data_file(CORPORA[name].filename)
     text = load_text(name)
     assert len(text.encode("utf-8")) == size
     assert text.startswith("First Citizen:" if name == "tinyshakespeare" else "emma\nolivia\n")
@@ -312,16 +304,7 @@ def test_save_load_char_tokenizer_folder(tmp_path):
         save_tokenizer("abc", tmp_path)
 
 
-def _bpe_or_skip():
-    try:
-        from tinyllm.tokenizer import BPETokenizer
-    except ImportError as e:
-        pytest.skip(f"tinyllm.tokenizer.BPETokenizer is not available yet: {e}")
-    return BPETokenizer
-
-
 def test_bpe_tokenizer_build_save_load_encode(tmp_path):
-    BPETokenizer = _bpe_or_skip()
     text = generate_stories(40, seed=0)
     tok = build_tokenizer("bpe:300", text)
     assert isinstance(tok, BPETokenizer) and tok.vocab_size == 300

@@ -11,8 +11,6 @@ CRLF, emoji sequences, CJK.
 from __future__ import annotations
 
 import functools
-import os
-import pathlib
 
 import numpy as np
 import pytest
@@ -24,6 +22,7 @@ from strategies import unicode_texts
 from tinyllm.tokenizer.patterns import PATTERNS
 from tinyllm.tokenizer.pretokenize import has_fast_scanner, piece_bounds, piece_spans, split_reference
 from tinyllm.tokenizer.unicode_tables import LETTER, LOWERISH, NUMBER, SPACE, UPPERISH, casefold_letters, char_flags
+from shared_data import data_file
 
 def reference_bounds(text: str, pattern: str) -> np.ndarray:
     """Byte offsets of regex.finditer's matches, computed independently of the code under test."""
@@ -82,11 +81,7 @@ def test_every_code_point(pattern):
 
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4", "o200k"])
 def test_tinyshakespeare(pattern):
-    data_dir = os.environ.get("TINYLLM_DATA_DIR")
-    path = pathlib.Path(data_dir or "", "tinyshakespeare.txt")
-    if not data_dir or not path.is_file():
-        pytest.skip("tinyshakespeare.txt not found: set TINYLLM_DATA_DIR to the folder that holds it")
-    assert_same_pieces(path.read_text(encoding="utf-8"), pattern)
+    assert_same_pieces(data_file("tinyshakespeare.txt").read_text(encoding="utf-8"), pattern)
 
 
 def test_worked_example():

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import pathlib
 
 import numpy as np
 import pytest
 
 from tinyllm.tokenizer import WHOLE_TEXT_PATTERN, BPETokenizer, GPT2_PATTERN
+from shared_data import data_file
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\r\n"
         "You are all resolved rather to die than to famish?   1234 5678 don't we'll I'M  \t\n") * 8
@@ -175,9 +174,7 @@ def test_constructor_checks():
 
 
 def test_gpt2_ranks():
-    data_dir = os.environ.get("TINYLLM_DATA_DIR")
-    if not data_dir or not pathlib.Path(data_dir, "gpt2.tiktoken").is_file():
-        pytest.skip("gpt2.tiktoken not found: set TINYLLM_DATA_DIR to the folder that holds it")
+    data_file("gpt2.tiktoken")  # skips without it
     gpt2 = BPETokenizer.gpt2()
     assert gpt2.vocab_size == 50257 and gpt2.special_tokens == {"<|endoftext|>": 50256}
     assert gpt2.encode("Hello world") == [15496, 995]

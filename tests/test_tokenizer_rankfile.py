@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import pathlib
 
 import pytest
 
 from tinyllm.tokenizer import BPETokenizer, RankFileError, read_ranks, sidecar_path
 from tinyllm.tokenizer.rankfile import atomic_write, check_ranks, format_ranks
+from shared_data import data_file
 
 BYTES = {bytes([i]): i for i in range(256)}
 
@@ -71,10 +70,7 @@ def test_from_rank_file(tok, tmp_path):
 
 
 def test_gpt2_rank_file_is_valid():
-    data_dir = os.environ.get("TINYLLM_DATA_DIR")
-    if not data_dir or not pathlib.Path(data_dir, "gpt2.tiktoken").is_file():
-        pytest.skip("gpt2.tiktoken not found: set TINYLLM_DATA_DIR to the folder that holds it")
-    ranks = read_ranks(pathlib.Path(data_dir, "gpt2.tiktoken"))
+    ranks = read_ranks(data_file("gpt2.tiktoken"))
     assert len(ranks) == 50256 and ranks[b"!"] == 0 and ranks[b" the"] == 262
 
 

@@ -21,16 +21,13 @@ from hypothesis import strategies as st
 from tinyllm.tokenizer.patterns import resolve_pattern
 from tinyllm.tokenizer.reference import count_pretokens, get_stats, merge, train_reference
 from tinyllm.tokenizer.train import count_pretokens_fast, train_bpe, train_fast
+from shared_data import data_file
 
 BYTES = [bytes([i]) for i in range(256)]
 
 
 def _text_file(name: str) -> str:
-    data_dir = os.environ.get("TINYLLM_DATA_DIR")
-    path = pathlib.Path(data_dir or "", name)
-    if not data_dir or not path.is_file():
-        pytest.skip(f"{name} not found: set TINYLLM_DATA_DIR to the folder that holds it")
-    return path.read_text(encoding="utf-8")
+    return data_file(name).read_text(encoding="utf-8")
 
 
 def test_helpers_worked_examples():

@@ -2,7 +2,6 @@
 the figure, and `tinyllm tokenize` (CLI through tinyllm.cli.main)."""
 
 import io
-import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,17 +14,14 @@ from tinyllm.tokenizer import BPETokenizer
 from tinyllm.tokenizer.visualize import (
     TokenSpan, plot_token_map, token_label, use_color, visualize, visualize_ids, xterm_rgb,
 )
+from shared_data import data_file
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TEXT = "Hello <b>world</b> & \"friends\" 'here'\nnew line €uro"
 
 
 def gpt2_path() -> Path:
-    data_dir = os.environ.get("TINYLLM_DATA_DIR")
-    path = Path(data_dir) / "gpt2.tiktoken" if data_dir else None
-    if path is None or not path.is_file():
-        pytest.skip("GPT-2's ranks are not there: set TINYLLM_DATA_DIR to the folder holding gpt2.tiktoken")
-    return path
+    return data_file("gpt2.tiktoken")
 
 
 @pytest.fixture(scope="module")
