@@ -14,6 +14,7 @@
     MLP                        the position-wise feed-forward network               (mlp.py)
     Block                      one pre-norm transformer layer                       (block.py)
     GPT                        the decoder-only language model                      (gpt.py)
+    save/load_pretrained       a model folder: model.safetensors + config.json      (pretrained.py)
     attention_variants         Q/K/V experiments of chapter 4 (swap, tie, zero Q...) (attention_variants.py)
 """
 

@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 
@@ -53,11 +52,8 @@ from tinyllm.nn.embedding import Embedding
 from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
 from tinyllm.nn.positional import sinusoidal_table
-from tinyllm.serialization import load, save, write_atomic
+from tinyllm.nn.pretrained import load_pretrained, save_pretrained
 from tinyllm.tensor import Tensor, no_grad
-
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 
 
 class GPT(Module):
@@ -288,48 +284,12 @@ class GPT(Module):
         c = self.config
         return 6 * self.num_parameters(non_embedding=True) + 12 * c.n_layer * c.d_model * T
 
-    # ------------------------------------------------------------------ files
+    # ------------------------------------------------------------------ files (tinyllm/nn/pretrained.py)
     def save_pretrained(self, directory) -> pathlib.Path:
-        """Write directory/model.safetensors (flat state dict, GPT-2 names) and directory/config.json.
-
-        A tied lm_head.weight is not stored (it is transformer.wte.weight), as in
-        Hugging Face's GPT-2 files. Both files are written atomically.
-        """
-        directory = pathlib.Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = self.state_dict()
-        if self.config.tie_embeddings:
-            del state["lm_head.weight"]
-        save(dict(state), directory / WEIGHTS_NAME)
-        write_atomic(directory / CONFIG_NAME,
-                      (json.dumps(self.config.to_dict(), indent=2) + "\n").encode())
-        return directory
+        """Write directory/model.safetensors (GPT-2 names, a tied lm_head left out) and directory/config.json."""
+        return save_pretrained(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory, device: str | None = None) -> GPT:
         """The model saved by ``save_pretrained``, on `device` (default: the default device), in eval mode."""
-        directory = pathlib.Path(directory)
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"GPT.from_pretrained: no {name} in {directory} (a model folder holds "
-                                        f"{CONFIG_NAME} and {WEIGHTS_NAME}, as model.save_pretrained writes)")
-        try:
-            config = GPTConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"GPT.from_pretrained: {directory / CONFIG_NAME} is not a valid GPT config: {e}") from e
-        state = load(directory / WEIGHTS_NAME, device=device)
-        with backend.use_device(device or backend.get_device()):
-            model = cls(config)
-        if config.tie_embeddings and "transformer.wte.weight" in state:
-            wte, head = state["transformer.wte.weight"], state.get("lm_head.weight")
-            if head is not None and (head.shape != wte.shape
-                                     or not bool(backend.to_numpy((head.data == wte.data).all()))):
-                raise ValueError(f"GPT.from_pretrained: {directory} has tie_embeddings=True but its lm_head.weight "
-                                 "differs from transformer.wte.weight; set tie_embeddings to false in config.json")
-            state["lm_head.weight"] = wte
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            raise ValueError(f"GPT.from_pretrained: {WEIGHTS_NAME} does not match {CONFIG_NAME} in {directory}:\n{e}"
-                             ) from e
-        return model.eval()
+        return load_pretrained(cls, directory, device)
