@@ -25,6 +25,8 @@ from manim import (DOWN, LEFT, RIGHT, UP, BLUE_C, GREEN_C, GREY_B, GREY_D, ORANG
                    Create, FadeIn, FadeOut, GrowFromEdge, Indicate, LaggedStart, Line, Rectangle, ReplacementTransform,
                    Scene, SurroundingRectangle, Text, Transform, VGroup, Write, interpolate_color, ManimColor)
 
+from tinyllm.functional.softmax import softmax_forward
+
 TOKENS = ["the", "cat", "sat", "on", "mat"]
 # one row per token; d = 4 so that the scale 1/sqrt(d) is exactly 1/2
 Q = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 1, -1], [0, -1, 1, 1], [1, 2, 0, -1]], dtype=np.float64)
@@ -34,12 +36,6 @@ V = np.array([[1, 0, 2, 0], [0, 2, 1, 0], [2, 1, 0, 1], [0, 0, 1, 2], [1, 1, 0, 
 MONO = "DejaVu Sans Mono"
 SANS = "DejaVu Sans"
 C_Q, C_K, C_V, C_O = YELLOW, BLUE_C, GREEN_C, ORANGE
-
-
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """exp(x - max) / sum exp(x - max): the max is subtracted so exp never overflows; -inf -> 0."""
-    z = np.exp(x - x.max(axis=axis, keepdims=True))
-    return z / z.sum(axis=axis, keepdims=True)
 
 
 def attention_example(q=Q, k=K, v=V) -> dict:
@@ -59,7 +55,7 @@ def attention_example(q=Q, k=K, v=V) -> dict:
     scores = dots / np.sqrt(d)
     allowed = np.tril(np.ones((T, T), dtype=bool))   # key j visible from query t iff j <= t
     masked = np.where(allowed, scores, -np.inf)
-    weights = softmax(masked, axis=-1)
+    weights = softmax_forward(masked, axis=-1)     # tinyllm's own: exp(x - max) / sum, -inf -> 0
     return dict(dots=dots, scores=scores, masked=masked, weights=weights, out=weights @ v, allowed=allowed)
 
 
