@@ -44,7 +44,7 @@ from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
 from tinyllm.nn.positional import alibi_bias, apply_rope, rope_cos_sin
-from tinyllm.nn.positional.rope import rotate_half
+from tinyllm.nn.positional.rope import rotate
 from tinyllm.tensor import Tensor, is_grad_enabled
 
 
@@ -145,7 +145,7 @@ class CausalSelfAttention(Module):
         q, k, v = qkv[:, :nh], qkv[:, nh:nh + nkv], qkv[:, nh + nkv:]
         if self.pos_encoding == "rope":
             cos, sin = (backend.asarray(a, dtype=q.dtype, device=x.device) for a in rope_cos_sin([pos], hs, self.rope_theta))
-            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin  # (B, h, hs) ⊙ (1, hs)
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # (B, h, hs) ⊙ (1, hs), raw arrays
         k_all, v_all = cache.write(layer, k[:, :, None], v[:, :, None])  # (B, nkv, S, hs), the new one included
         S, g = k_all.shape[2], nh // nkv
         qg = q.reshape(B, nkv, g, hs) * q.dtype.type(1.0 / np.sqrt(hs))  # the g query heads of each key head

@@ -65,11 +65,16 @@ def rotate_half(x):
     return xp.concatenate([-x[..., h:], x[..., :h]], axis=-1)
 
 
+def rotate(x, cos, sin):
+    """x ⊙ cos + rot(x) ⊙ sin on raw arrays: x (..., T, hs), cos and sin broadcasting to it (e.g. (T, hs))."""
+    return x * cos + rotate_half(x) * sin
+
+
 class _Rope(Function):
     @staticmethod
     def forward(ctx, x, cos, sin):
         ctx.cos, ctx.sin = cos, sin
-        return x * cos + rotate_half(x) * sin  # (..., T, hs) ⊙ (T, hs)
+        return rotate(x, cos, sin)  # (..., T, hs) ⊙ (T, hs)
 
     @staticmethod
     def backward(ctx, grad_out):
