@@ -144,12 +144,14 @@ class PrefixCache:
 
     def cached_positions(self, tokens) -> int:
         """How many leading positions of a 1-D request are stored (full blocks only; before the last-token rule)."""
+        return self._stored_run(block_hashes(tokens, self.block_size)) * self.block_size
+
+    def _stored_run(self, row_keys) -> int:
+        """How many of blocks 0, 1, 2, ... are stored, counting until the first that is not."""
         n = 0
-        for key in block_hashes(tokens, self.block_size):
-            if key not in self.blocks:
-                break
+        while n < len(row_keys) and row_keys[n] in self.blocks:
             n += 1
-        return n * self.block_size
+        return n
 
     def _as_batch(self, ids) -> np.ndarray:
         raw = ids.data if isinstance(ids, Tensor) else ids
@@ -174,12 +176,7 @@ class PrefixCache:
         B, T = ids.shape
         bs, model = self.block_size, self.model
         keys = [block_hashes(row, bs) for row in ids]  # per row, one key per full block
-        found = []
-        for row_keys in keys:  # the longest stored run of blocks 0, 1, 2, ... of each row
-            n = 0
-            while n < len(row_keys) and row_keys[n] in self.blocks:
-                n += 1
-            found.append(n)
+        found = [self._stored_run(row_keys) for row_keys in keys]  # the longest stored run of blocks, per row
         # subtle: never reuse all T positions: the last token's logits need a forward pass over it, so an entirely
         # cached request copies T-1 positions (all but the last of its final block) and computes the last one.
         n_reused = min(min(found) * bs, T - 1)
@@ -203,7 +200,7 @@ class PrefixCache:
             logits, _ = model(ids[:, n_reused:], cache=cache)  # (B, T - n_reused, V); appends K/V n_reused..T-1
         finally:
             model.train(was_training)
-        logits = backend.to_numpy(logits.data if hasattr(logits, "data") else logits)
+        logits = backend.to_numpy(logits.data if isinstance(logits, Tensor) else logits)  # (a NumPy array has .data too)
 
         stored, evicted = 0, 0
         for b, row_keys in enumerate(keys):
