@@ -54,7 +54,6 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
         raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
     check_sampling_args(temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty)
-    penalize = repetition_penalty != 1.0 or presence_penalty != 0.0 or frequency_penalty != 0.0
     rng = make_rng(seed)
     ctx = model.config.context_length
     causal = all(getattr(m, "causal", True) for m in model.modules())
@@ -74,8 +73,8 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
                 else:
                     new = ids[:, cache.length:]  # the prompt (prefill), then the last token (decode)
                 logits = model.next_token_logits(new, cache=cache)
-            if penalize:
-                logits = apply_penalties(logits, ids, repetition_penalty, presence_penalty, frequency_penalty)
+            # every penalty off: apply_penalties hands the logits back untouched
+            logits = apply_penalties(logits, ids, repetition_penalty, presence_penalty, frequency_penalty)
             if temperature > 0:  # greedy needs no filter: every filter keeps the top token
                 logits = filter_logits(logits, temperature, top_k, top_p, min_p)
             nxt = backend.to_numpy(sample(logits, rng, greedy=temperature == 0))
