@@ -39,6 +39,7 @@ import numpy as np
 
 from tinyllm import backend
 from tinyllm import functional as F
+from tinyllm.functional.softmax import softmax_forward
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.linear import Linear
@@ -153,11 +154,8 @@ class CausalSelfAttention(Module):
         if self.pos_encoding == "alibi":
             bias = alibi_bias(nh, [pos], np.arange(S)).reshape(nkv, g, S)  # head h = group·g + i, as in sdpa
             scores += backend.asarray(bias, dtype=scores.dtype, device=x.device)
-        xp = backend.of(scores)
-        scores -= scores.max(axis=-1, keepdims=True)  # softmax over the S keys (all visible: the newest query)
-        xp.exp(scores, out=scores)
-        scores /= scores.sum(axis=-1, keepdims=True)
-        y = (scores @ v_all).reshape(B, 1, C)  # (B, nkv, g, hs) -> (B, 1, nh·hs): heads side by side
+        P = softmax_forward(scores, axis=-1)  # over the S keys, no mask: the newest query sees them all
+        y = (P @ v_all).reshape(B, 1, C)  # (B, nkv, g, S) @ (B, nkv, S, hs) -> (B, 1, nh·hs): heads side by side
         return self.resid_dropout(self.c_proj(Tensor(y)))
 
     def extra_repr(self) -> str:
