@@ -73,8 +73,6 @@ class VariantAttention(CausalSelfAttention):
                              f"{config.pos_encoding!r}")
         self.variant = variant
         self.rng = np.random.default_rng(list(seed) if isinstance(seed, tuple) else seed)
-        self.record = False
-        self.last_weights = None
 
     @property
     def scale(self) -> float:
