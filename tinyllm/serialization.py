@@ -116,7 +116,7 @@ def _encode(obj, path: tuple, tensors: dict):
 def write_atomic(path, data: bytes) -> None:
     """Write `data` to `path` so that a reader sees the old file or the new one, never half of one.
 
-    Every file tinyllm writes goes through here: checkpoints, configs, tokenizer files, logs.
+    Checkpoints, configs, tokenizer files and rewritten logs go through here (metrics.jsonl lines are appended).
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
