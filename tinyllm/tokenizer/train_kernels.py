@@ -82,27 +82,14 @@ def _reserve(tab, used, extra):
 
 
 @njit(cache=True)
-def _grow1(arr, need):
-    """1-D arr with its capacity doubled until it holds `need` entries."""
+def _grow(arr, need):
+    """arr (cap,) or (cap, fields) with its capacity (first axis) doubled until it holds `need` rows."""
     if need <= arr.shape[0]:
         return arr
     cap = max(arr.shape[0], 16)
     while cap < need:
         cap *= 2
-    new = np.empty(cap, arr.dtype)
-    new[: arr.shape[0]] = arr
-    return new
-
-
-@njit(cache=True)
-def _grow2(arr, need):
-    """2-D arr (cap, fields) with its capacity doubled until it holds `need` rows."""
-    if need <= arr.shape[0]:
-        return arr
-    cap = max(arr.shape[0], 16)
-    while cap < need:
-        cap *= 2
-    new = np.empty((cap, arr.shape[1]), arr.dtype)
+    new = np.empty((cap,) + arr.shape[1:], arr.dtype)  # (cap,) or (cap, fields)
     new[: arr.shape[0]] = arr
     return new
 
@@ -114,7 +101,7 @@ def _better(c1, k1, c2, k2):
 
 @njit(cache=True)
 def _heap_push(heap, sc, count, key):
-    heap = _grow2(heap, sc[S_HEAP] + 1)
+    heap = _grow(heap, sc[S_HEAP] + 1)
     i = sc[S_HEAP]
     sc[S_HEAP] += 1
     while i > 0:  # sift up
@@ -194,7 +181,7 @@ def _trie_walk(edges, trie_tok, sc, node, pool, off, length):
         if edges[e, E_NODE] == EMPTY:
             child = sc[S_TRIE]
             sc[S_TRIE] += 1
-            trie_tok = _grow1(trie_tok, child + 1)
+            trie_tok = _grow(trie_tok, child + 1)
             trie_tok[child] = EMPTY
             edges[e, E_NODE] = node
             edges[e, E_BYTE] = pool[off + k]
@@ -214,7 +201,7 @@ def _init(buf, wstart, wlen, wcount, pt, nodes, heap, edges, trie_tok, tok, pool
     for w in range(wstart.shape[0]):
         n = wlen[w]
         pt = _reserve(pt, sc[S_PAIRS], n)
-        nodes = _grow2(nodes, sc[S_NODES] + n)
+        nodes = _grow(nodes, sc[S_NODES] + n)
         for i in range(wstart[w], wstart[w] + n - 1):
             _add(pt, nodes, sc, buf[i], buf[i + 1], wcount[w], w)
     for s in range(pt.shape[0]):
@@ -248,7 +235,7 @@ def _new_token(left, right, edges, trie_tok, tok, pool, sc):
         sc[S_TOKENS] += 1
         n_left, n_right = tok[left, T_LEN], tok[right, T_LEN]
         off = sc[S_POOL]
-        pool = _grow1(pool, off + n_left + n_right)
+        pool = _grow(pool, off + n_left + n_right)
         pool[off : off + n_left] = pool[tok[left, T_OFF] : tok[left, T_OFF] + n_left]
         pool[off + n_left : off + n_left + n_right] = pool[tok[right, T_OFF] : tok[right, T_OFF] + n_right]
         sc[S_POOL] = off + n_left + n_right
@@ -272,7 +259,7 @@ def _train_steps(buf, wstart, wlen, wcount, visited, pt, nodes, heap, touched, e
             break
         left, right = key // KEY_SHIFT, key % KEY_SHIFT
         new_id, edges, trie_tok, pool = _new_token(left, right, edges, trie_tok, tok, pool, sc)
-        merges = _grow2(merges, sc[S_MERGES] + 1)
+        merges = _grow(merges, sc[S_MERGES] + 1)
         merges[sc[S_MERGES], 0] = left
         merges[sc[S_MERGES], 1] = right
         merges[sc[S_MERGES], 2] = new_id
@@ -295,9 +282,9 @@ def _train_steps(buf, wstart, wlen, wcount, visited, pt, nodes, heap, touched, e
             if 2 * (sc[S_PAIRS] + n) > pt.shape[0]:
                 pt = _reserve(pt, sc[S_PAIRS], n)
             if sc[S_NODES] + n > nodes.shape[0]:
-                nodes = _grow2(nodes, sc[S_NODES] + n)
+                nodes = _grow(nodes, sc[S_NODES] + n)
             if sc[S_TOUCHED] + n > touched.shape[0]:
-                touched = _grow1(touched, sc[S_TOUCHED] + n)
+                touched = _grow(touched, sc[S_TOUCHED] + n)
             r = start  # read position
             o = start  # write position (the word shrinks in place)
             while r < end:
@@ -362,7 +349,7 @@ def _count_pieces(data, starts, ends):
         if j != EMPTY:
             u[j, 3] += 1
             continue
-        u = _grow2(u, n_u + 1)
+        u = _grow(u, n_u + 1)
         u[n_u, 0], u[n_u, 1], u[n_u, 2], u[n_u, 3] = h, s, e - s, 1
         slot_id[i] = n_u
         n_u += 1
