@@ -8,7 +8,8 @@ import json
 import pytest
 
 from tinyllm.tokenizer import BPETokenizer, RankFileError, read_ranks, sidecar_path
-from tinyllm.tokenizer.rankfile import atomic_write, check_ranks, format_ranks
+from tinyllm.serialization import write_atomic
+from tinyllm.tokenizer.rankfile import check_ranks, format_ranks
 from shared_data import data_file
 
 BYTES = {bytes([i]): i for i in range(256)}
@@ -159,6 +160,6 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
     path.write_bytes(b"old")
 
     with pytest.raises(TypeError):
-        atomic_write(path, object())  # fails while writing
+        write_atomic(path, object())  # fails while writing
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]

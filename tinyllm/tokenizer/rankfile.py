@@ -18,7 +18,7 @@ every line "<base64> <rank>", no token or rank twice, ranks 0..N-1 without gaps,
 all 256 single bytes present, and every longer token buildable: some split of its
 bytes into two tokens that both have a lower rank (the merge that made it). The
 sidecar's hash of the rank file catches a rank file replaced without its sidecar.
-Writes are atomic (a temporary file in the same folder, then os.replace).
+Writes are atomic, as every tinyllm file's (tinyllm.serialization.write_atomic).
 """
 
 from __future__ import annotations
@@ -131,10 +131,6 @@ def format_ranks(ranks: dict[bytes, int]) -> bytes:
     return b"".join(base64.b64encode(t) + b" %d\n" % r for t, r in sorted(ranks.items(), key=lambda kv: kv[1]))
 
 
-# written as every tinyllm file is: a temporary file, fsync, rename
-atomic_write = write_atomic
-
-
 def save(path, ranks: dict[bytes, int], pattern: str | None, special_tokens: dict[str, int]) -> None:
     """Write the rank file at path and its sidecar (sidecar_path(path)), each atomically."""
     from .patterns import pattern_name
@@ -153,8 +149,8 @@ def save(path, ranks: dict[bytes, int], pattern: str | None, special_tokens: dic
         "rank_file": path.name,
         "rank_file_sha256": hashlib.sha256(data).hexdigest(),
     }
-    atomic_write(path, data)
-    atomic_write(sidecar_path(path), (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_atomic(path, data)
+    write_atomic(sidecar_path(path), (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def load(path) -> tuple[dict[bytes, int], str | None, dict[str, int]]:
