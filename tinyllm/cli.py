@@ -104,11 +104,11 @@ def _train(args) -> int:
 
 def _start_ids(tok, prompt):
     """The prompt's token ids; with no prompt, a newline (nanoGPT's start) or else token 0."""
+    encode = getattr(tok, "encode_ordinary", tok.encode)  # BPE: special-token text is read as plain text
     if prompt:
-        ids = tok.encode_ordinary(prompt) if hasattr(tok, "encode_ordinary") else tok.encode(prompt)
-        return ids
+        return encode(prompt)
     try:
-        ids = tok.encode_ordinary("\n") if hasattr(tok, "encode_ordinary") else tok.encode("\n")
+        ids = encode("\n")
     except (KeyError, ValueError):
         ids = []
     return ids or [0]
