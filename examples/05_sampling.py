@@ -143,8 +143,6 @@ def find_loop(seq, min_len: int = 64):
 def step_logits(model, rows):
     """The logits every generated token was drawn from: one forward over prompt + sample (<= context)."""
     logits, _ = model(np.asarray(rows))  # (B, T, V)
-    from tinyllm import backend
-
     return backend.to_numpy(logits.data).astype(np.float64)[:, PROMPT_LEN - 1:-1]  # (B, new, V)
 
 
