@@ -177,10 +177,9 @@ def run(args) -> int:
     from tinyllm.data import load_tokenizer
     from tinyllm.nn.gpt import GPT
 
-    model = GPT.from_pretrained(ckpt)
     try:
-        tok = load_tokenizer(ckpt)
-    except (FileNotFoundError, ValueError) as e:
+        model, tok = GPT.from_pretrained(ckpt), load_tokenizer(ckpt)
+    except (OSError, ValueError) as e:  # as `tinyllm attention` and `tinyllm dashboard`
         return _fail(str(e))
     ctx = model.config.context_length
     requests = []

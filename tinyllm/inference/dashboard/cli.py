@@ -45,7 +45,7 @@ def run(args) -> int:
 
     try:
         model, tok = GPT.from_pretrained(ckpt), load_tokenizer(ckpt)
-    except (ValueError, FileNotFoundError) as e:
+    except (OSError, ValueError) as e:  # as `tinyllm attention` and `tinyllm kv-viz`
         print(f"tinyllm dashboard: {e}", file=sys.stderr)
         return 2
     try:
