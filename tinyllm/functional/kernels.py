@@ -157,13 +157,11 @@ def erf32(x):
 
 
 class _LazyUfunc:
-    """A numba.vectorize ufunc built on its first call.
+    """A numba.vectorize ufunc built on its first call."""
 
     # subtle: numba.vectorize with signatures compiles (or loads its cache) when it decorates,
     # i.e. at import, which made `import tinyllm` cost about a second; this defers that work
     # to the first call, as @njit does by itself.
-    """
-
     def __init__(self, signatures, fn):
         self._signatures, self._fn, self._ufunc = signatures, fn, None
         functools.update_wrapper(self, fn)
