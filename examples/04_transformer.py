@@ -37,7 +37,7 @@ import tinyllm  # noqa: E402
 from tinyllm import backend  # noqa: E402
 from tinyllm import functional as F  # noqa: E402
 from tinyllm.data import get_batch, prepare_data  # noqa: E402
-from tinyllm.data.tasks import TASKS, VOCAB, inputs_and_targets, make_examples, task_batch  # noqa: E402
+from tinyllm.data.tasks import IGNORE_INDEX, TASKS, VOCAB, inputs_and_targets, make_examples, task_batch  # noqa: E402
 from tinyllm.nn import GELU, GPT, Block, GPTConfig, LayerNorm, Linear  # noqa: E402
 from tinyllm.nn.attention_variants import VARIANTS, record_attention, use_variant  # noqa: E402
 from tinyllm.optim import clip_grad_norm_  # noqa: E402
@@ -168,7 +168,7 @@ def evaluate(model, data) -> dict:
                 logits, loss = model(x, y)
                 losses.append(loss.item())
                 pred = tinyllm.to_numpy(logits.data).argmax(-1)
-                scored = y != -100
+                scored = y != IGNORE_INDEX
                 hits, n = hits + int((pred[scored] == y[scored]).sum()), n + int(scored.sum())
             out[group] = (float(np.mean(losses)), hits / n)
     model.train()
