@@ -135,7 +135,7 @@ class BPETokenizer:
             self._raise_if_special(text, disallowed)
         if not allowed:
             return self._enc().encode_ordinary(text)
-        out, start, regex = [], 0, self._specials_regex()
+        parts, start, regex = [], 0, self._specials_regex()  # parts: text segments (str) and special ids (int)
         while True:
             pos, m = start, None
             while True:  # the next special token that is allowed (as tiktoken's core does)
@@ -145,11 +145,20 @@ class BPETokenizer:
                 pos = m.start() + 1
             end = len(text) if m is None else m.start()
             if end > start:  # subtle: the split pattern sees each segment alone ("\s++$" matches before a special)
-                out += self._enc().encode_ordinary(text[start:end])
+                parts.append(text[start:end])
             if m is None:
-                return out
-            out.append(self.special_tokens[m.group()])
+                break
+            parts.append(self.special_tokens[m.group()])
             start = m.end()
+        # all segments in one kernel call (a text with thousands of special tokens is thousands of segments)
+        encoded = iter(self._enc().encode_ordinary_batch([p for p in parts if isinstance(p, str)]))
+        out = []
+        for p in parts:
+            if isinstance(p, str):
+                out += next(encoded)
+            else:
+                out.append(p)
+        return out
 
     def encode_batch(self, texts, allowed_special=frozenset(), disallowed_special="all", num_threads: int = 1) -> list[list[int]]:
         """encode of each text; with no special tokens allowed, num_threads > 1 encodes in threads."""
