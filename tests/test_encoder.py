@@ -22,7 +22,7 @@ from strategies import unicode_texts
 
 from tinyllm.tokenizer.encoder import Encoder, bpe_reference, encode_ordinary_reference
 from tinyllm.tokenizer.patterns import resolve_pattern
-from shared_data import data_file as _data_file
+from shared_data import data_file
 
 VARIANTS = {"default": {}, "heap": {"heap_from": 2}, "no_cache": {"cache_size": 0}, "one_slot": {"cache_size": 1}}
 
@@ -31,7 +31,7 @@ VARIANTS = {"default": {}, "heap": {"heap_from": 2}, "no_cache": {"cache_size": 
 
 @pytest.fixture(scope="module")
 def gpt2_ranks():
-    lines = _data_file("gpt2.tiktoken").read_bytes().splitlines()
+    lines = data_file("gpt2.tiktoken").read_bytes().splitlines()
     return {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in lines if line)}
 
 
@@ -86,7 +86,7 @@ def test_other_patterns_equal_tiktoken(gpt2_tiktoken_for, gpt2_encoder_for, patt
 
 
 def test_tinyshakespeare_equals_tiktoken(gpt2_tiktoken, gpt2_encoders):
-    text = _data_file("tinyshakespeare.txt").read_text(encoding="utf-8")
+    text = data_file("tinyshakespeare.txt").read_text(encoding="utf-8")
     want = gpt2_tiktoken.encode_ordinary(text)
     for name in ["default", "heap"]:
         assert gpt2_encoders[name].encode_ordinary(text) == want, name
@@ -94,7 +94,7 @@ def test_tinyshakespeare_equals_tiktoken(gpt2_tiktoken, gpt2_encoders):
 
 @pytest.mark.slow
 def test_tinyshakespeare_reference_equals_tiktoken(gpt2_ranks, gpt2_tiktoken):
-    text = _data_file("tinyshakespeare.txt").read_text(encoding="utf-8")
+    text = data_file("tinyshakespeare.txt").read_text(encoding="utf-8")
     assert encode_ordinary_reference(text, gpt2_ranks, "gpt2") == gpt2_tiktoken.encode_ordinary(text)
 
 
