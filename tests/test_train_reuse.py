@@ -33,10 +33,14 @@ def test_a_stopped_run_is_resumed_to_the_end(tmp_path):
     full = train_or_load(cfg, fields, progress=False, log=lambda *a: None)
     cfg_b, _ = preset("stories-char", out_dir=str(tmp_path / "b"), **SMALL)
     from tinyllm.train import train
+    from tinyllm.train.reuse import write_fingerprint
     stopped = train(cfg_b, fields, progress=False, log=lambda *a: None, on_step=lambda step, rec: step >= 1)
     assert stopped.stopped_early and stopped.step < 4
-    done = train_or_load(cfg_b, fields, progress=False, log=lambda *a: None)
+    write_fingerprint(cfg_b, tmp_path / "b")  # as train_or_load writes before it trains; without it: a retrain
+    logs = []
+    done = train_or_load(cfg_b, fields, progress=False, log=logs.append)
     assert done.trained and done.step == 4
+    assert f"resuming at step {stopped.step}" in logs[0]  # resumed, not retrained (the weights match either way)
     a, b = _weights(full.model), _weights(done.model)
     assert all(np.array_equal(a[k], b[k]) for k in a)
 

@@ -51,6 +51,12 @@ def _data_sha256(cfg: TrainConfig) -> str:
     return hashlib.sha256(load_text(cfg.data).encode("utf-8")).hexdigest()
 
 
+def write_fingerprint(cfg: TrainConfig, out_dir: Path) -> None:
+    """out_dir/reuse.json: the corpus cfg.data and the sha256 of its text (what _same_run compares)."""
+    write_atomic(Path(out_dir) / FINGERPRINT_NAME,
+                 (json.dumps({"data": cfg.data, "data_sha256": _data_sha256(cfg)}, indent=2) + "\n").encode())
+
+
 def _same_run(state: dict, cfg: TrainConfig, model_fields: dict, out_dir: Path) -> bool:
     path = out_dir / FINGERPRINT_NAME
     if not path.exists() or json.loads(path.read_text()).get("data_sha256") != _data_sha256(cfg):
@@ -93,8 +99,7 @@ def train_or_load(cfg: TrainConfig, model_fields: dict, *, progress: bool = True
         result = train(cfg, model_fields, resume=True, progress=progress, log=log)
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(out_dir / FINGERPRINT_NAME, (json.dumps({"data": cfg.data, "data_sha256": _data_sha256(cfg)},
-                                                             indent=2) + "\n").encode())
+        write_fingerprint(cfg, out_dir)
         result = train(cfg, model_fields, progress=progress, log=log)
     result.model.eval()
     return ReusedRun(**vars(result), trained=True)
