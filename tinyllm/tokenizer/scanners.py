@@ -274,8 +274,8 @@ def _scan_o200k(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
 # One driver per scanner (not one with a switch), so a program compiles only the scanner it uses.
 # subtle: written out three times on purpose. A factory closing over the scanner, or the scanner
 # passed as an argument, would also compile one scanner only, but Numba's cache=True does not
-# hit across processes for either (closures and function-typed arguments are keyed per process):
-# every run would recompile its driver and scanner.
+# hit across processes for either (tried with Numba 0.68: each new process compiled and cached
+# the driver again), so every run would pay the compile.
 
 @_helper
 def _new_bounds(data, text_end):
