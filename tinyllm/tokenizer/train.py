@@ -15,43 +15,52 @@ from __future__ import annotations
 
 import numpy as np
 
+from .patterns import resolve_pattern
 from .reference import as_texts, initial_state, replace_surrogates, split_specials
 from .train_kernels import (EMPTY, KEY_SHIFT, S_DONE, S_MERGES, S_POOL, S_TOKENS, S_TRIE, T_LEN, T_OFF, _count_pieces,
                             _init, _train_steps)
 
 
 def count_pretokens_fast(text_or_texts, pattern: str | None, special_tokens=(), chunk_bytes: int = 1 << 25) -> dict[bytes, int]:
-    """reference.count_pretokens with the Numba pre-tokenizer (pretokenize.piece_spans) and a Numba counter.
+    """reference.count_pretokens with the Numba pre-tokenizer (pretokenize.py) and a Numba counter.
 
-    Texts are gathered into chunks of about chunk_bytes, each counted in one kernel
-    call; the dicts of unique pieces (small) are summed in Python.
+    Texts (and the parts between special tokens) are gathered into chunks of about
+    chunk_bytes, each split in one scanner call (a piece never spans two parts) and
+    counted in one kernel call; the dicts of unique pieces (small) are summed in Python.
     """
-    from .pretokenize import piece_spans
+    from .pretokenize import _fast_scanner, _spans
 
+    regex_str = resolve_pattern(pattern)
+    scan = _fast_scanner(regex_str)  # the Numba scanner of many texts at once, or None: the regex
     counts: dict[bytes, int] = {}
 
-    def flush(datas, spans):
+    def flush(datas):
         raw = b"".join(datas)
-        starts = np.concatenate([s for s, _ in spans]) if spans else np.zeros(0, np.int64)
-        ends = np.concatenate([e for _, e in spans]) if spans else np.zeros(0, np.int64)
-        first, length, count = _count_pieces(np.frombuffer(raw, np.uint8), starts, ends)
+        buf = np.frombuffer(raw, np.uint8)
+        lengths = np.fromiter(map(len, datas), dtype=np.int64, count=len(datas))
+        if scan is not None:
+            bounds, _ = scan(buf, np.cumsum(lengths))  # the pieces of part k end at its end, where part k+1's begin
+            starts, ends = bounds[:-1], bounds[1:]
+        else:
+            spans = [_spans(np.frombuffer(d, np.uint8), regex_str) for d in datas]
+            offset = np.cumsum(lengths) - lengths
+            starts = np.concatenate([s + o for (s, _), o in zip(spans, offset)])
+            ends = np.concatenate([e + o for (_, e), o in zip(spans, offset)])
+        first, length, count = _count_pieces(buf, starts, ends)
         for s, n, c in zip(first.tolist(), length.tolist(), count.tolist()):
             piece = raw[s : s + n]
             counts[piece] = counts.get(piece, 0) + c
 
-    datas, spans, size = [], [], 0
+    datas, size = [], 0
     for text in as_texts(text_or_texts):
         for part in split_specials(replace_surrogates(text), special_tokens):
-            data = part.encode("utf-8")
-            starts, ends = piece_spans(data, pattern)
-            datas.append(data)
-            spans.append((starts + size, ends + size))
-            size += len(data)
+            datas.append(part.encode("utf-8"))  # valid UTF-8: surrogates were replaced
+            size += len(datas[-1])
             if size >= chunk_bytes:
-                flush(datas, spans)
-                datas, spans, size = [], [], 0
+                flush(datas)
+                datas, size = [], 0
     if datas:
-        flush(datas, spans)
+        flush(datas)
     return counts
 
 
