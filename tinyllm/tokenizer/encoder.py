@@ -46,7 +46,7 @@ import numpy as np
 from tinyllm.tokenizer.bpe_kernels import _build_kernel, _encode_pieces
 from tinyllm.tokenizer.reference import replace_surrogates
 from tinyllm.tokenizer.patterns import resolve_pattern
-from tinyllm.tokenizer.pretokenize import _fast_scanner, _spans, split_reference
+from tinyllm.tokenizer.pretokenize import _fast_scanner, _texts_spans, split_reference
 
 CACHE_MAX_BYTES = 32  # pieces up to this long are cached; longer ones are rare and BPE'd every time
 HEAP_FROM = 128  # pieces at least this long merge with a heap, O(n log n), not tiktoken's O(n^2) scan
@@ -150,15 +150,8 @@ class Encoder:
         buf = np.frombuffer(datas[0] if len(datas) == 1 else b"".join(datas), dtype=np.uint8)
         lengths = np.fromiter(map(len, datas), dtype=np.int64, count=len(datas))
         text_end = np.cumsum(lengths) if len(datas) > 1 else lengths  # (n_texts,) byte offsets
-        if self._scan is not None:  # subtle: each text is scanned alone: a piece never spans two texts
-            bounds, pieces_end = self._scan(buf, text_end)
-            starts, ends = bounds[:-1], bounds[1:]
-        else:
-            spans = [_spans(np.frombuffer(d, dtype=np.uint8), self.pattern) for d in datas]
-            offset = text_end - lengths
-            starts = np.concatenate([s + o for (s, _), o in zip(spans, offset)] + [np.zeros(0, np.int64)])
-            ends = np.concatenate([e + o for (_, e), o in zip(spans, offset)] + [np.zeros(0, np.int64)])
-            pieces_end = np.cumsum(np.fromiter((len(s) for s, _ in spans), dtype=np.int64, count=len(spans)))
+        # subtle: each text is split alone: a piece never spans two texts
+        starts, ends, pieces_end = _texts_spans(buf, text_end, self.pattern, self._scan)
         piece_end = np.zeros(len(starts) if len(texts) > 1 else 0, np.int64)  # only needed to split texts
         t = self._tables
         ids = _encode_pieces(buf, starts, ends, t["tok_bytes"], t["tok_off"], t["tab_rank"], t["tab_hash"],

@@ -96,6 +96,21 @@ def _spans(buf: np.ndarray, regex_str: str | None) -> tuple[np.ndarray, np.ndarr
     return _regex_spans(buf, regex_str)
 
 
+def _texts_spans(buf: np.ndarray, text_end: np.ndarray, regex_str: str | None, scan) -> tuple[np.ndarray, ...]:
+    """(starts, ends, pieces_end) of the pieces of the texts buf[text_end[k-1]:text_end[k]] (valid UTF-8),
+    each text split alone (no piece spans two); pieces_end[k] = the number of pieces up to the end of text k.
+    scan is _fast_scanner(regex_str): all texts in one call; None: the regex module, text by text."""
+    if scan is not None:
+        bounds, pieces_end = scan(buf, text_end)
+        return bounds[:-1], bounds[1:], pieces_end
+    begin = np.concatenate([[0], text_end[:-1]]).astype(np.int64)  # (n_texts,)
+    spans = [_regex_spans(buf[a:b], regex_str) for a, b in zip(begin.tolist(), text_end.tolist())]
+    starts = np.concatenate([s + a for (s, _), a in zip(spans, begin)] + [np.zeros(0, np.int64)])
+    ends = np.concatenate([e + a for (_, e), a in zip(spans, begin)] + [np.zeros(0, np.int64)])
+    pieces_end = np.cumsum(np.fromiter((len(s) for s, _ in spans), dtype=np.int64, count=len(spans)))
+    return starts, ends, pieces_end
+
+
 def _as_bytes(data) -> np.ndarray:
     if isinstance(data, str):
         raise TypeError("piece_bounds expects UTF-8 bytes; pass text.encode('utf-8')")

@@ -28,7 +28,7 @@ def count_pretokens_fast(text_or_texts, pattern: str | None, special_tokens=(), 
     chunk_bytes, each split in one scanner call (a piece never spans two parts) and
     counted in one kernel call; the dicts of unique pieces (small) are summed in Python.
     """
-    from .pretokenize import _fast_scanner, _spans
+    from .pretokenize import _fast_scanner, _texts_spans
 
     regex_str = resolve_pattern(pattern)
     scan = _fast_scanner(regex_str)  # the Numba scanner of many texts at once, or None: the regex
@@ -38,14 +38,7 @@ def count_pretokens_fast(text_or_texts, pattern: str | None, special_tokens=(), 
         raw = b"".join(datas)
         buf = np.frombuffer(raw, np.uint8)
         lengths = np.fromiter(map(len, datas), dtype=np.int64, count=len(datas))
-        if scan is not None:
-            bounds, _ = scan(buf, np.cumsum(lengths))  # the pieces of part k end at its end, where part k+1's begin
-            starts, ends = bounds[:-1], bounds[1:]
-        else:
-            spans = [_spans(np.frombuffer(d, np.uint8), regex_str) for d in datas]
-            offset = np.cumsum(lengths) - lengths
-            starts = np.concatenate([s + o for (s, _), o in zip(spans, offset)])
-            ends = np.concatenate([e + o for (_, e), o in zip(spans, offset)])
+        starts, ends, _ = _texts_spans(buf, np.cumsum(lengths), regex_str, scan)
         first, length, count = _count_pieces(buf, starts, ends)
         for s, n, c in zip(first.tolist(), length.tolist(), count.tolist()):
             piece = raw[s : s + n]
