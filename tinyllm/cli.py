@@ -105,11 +105,12 @@ def _train(args) -> int:
 
 def _start_ids(tok, prompt):
     """The prompt's token ids; with no prompt, a newline (nanoGPT's start) or else token 0."""
-    encode = getattr(tok, "encode_ordinary", tok.encode)  # BPE: special-token text is read as plain text
+    from tinyllm.data import encode_text
+
     if prompt:
-        return encode(prompt)
+        return encode_text(tok, prompt)
     try:
-        ids = encode("\n")
+        ids = encode_text(tok, "\n")
     except (KeyError, ValueError):
         ids = []
     return ids or [0]
@@ -128,19 +129,14 @@ def _generate_text(model, tok, prompt, max_new_tokens, seed, **knobs) -> str:
 
 
 def _sample(args) -> int:
-    from pathlib import Path
-
-    from tinyllm.data import load_tokenizer
-    from tinyllm.nn.gpt import GPT
-
-    ckpt = Path(args.ckpt)
-    if not (ckpt / "config.json").exists():
-        print(f"tinyllm sample: {ckpt} holds no model (config.json missing); train one with `tinyllm train --out {ckpt}`",
-              file=sys.stderr)
-        return 2
-    model = GPT.from_pretrained(ckpt)
-    tok = load_tokenizer(ckpt)
     from tinyllm.inference.sampling import check_sampling_args
+    from tinyllm.train import load_run
+
+    try:
+        model, tok = load_run(args.ckpt)
+    except (OSError, ValueError) as e:
+        print(f"tinyllm sample: {e}", file=sys.stderr)
+        return 2
 
     knobs = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
                  repetition_penalty=args.repetition_penalty, presence_penalty=args.presence_penalty,

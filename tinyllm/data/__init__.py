@@ -12,7 +12,7 @@ sequences, scored on the answer tokens only).
 
 from tinyllm.data.char import CharTokenizer
 from tinyllm.data.dataset import (
-    TokenDataset, build_tokenizer, check_tokens, encode_corpus, get_batch, load_tokenizer, load_tokens,
+    TokenDataset, build_tokenizer, check_tokens, encode_corpus, encode_text, get_batch, load_tokenizer, load_tokens,
     prepare_data, save_tokenizer, save_tokens, split_tokens, token_dtype,
 )
 from tinyllm.data.registry import (
@@ -23,7 +23,7 @@ from tinyllm.data.stories import generate_stories
 
 __all__ = [
     "CORPORA", "CharTokenizer", "ChecksumError", "Corpus", "DataError", "DownloadError", "TokenDataset",
-    "available_corpora", "build_tokenizer", "cache_dir", "check_tokens", "corpus_path", "encode_corpus",
+    "available_corpora", "build_tokenizer", "cache_dir", "check_tokens", "corpus_path", "encode_corpus", "encode_text",
     "generate_stories", "get_batch", "load_text", "load_tokenizer", "load_tokens", "prepare_data",
     "save_tokenizer", "save_tokens", "sha256_file", "split_tokens", "token_dtype",
 ]

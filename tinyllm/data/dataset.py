@@ -124,6 +124,15 @@ def load_tokenizer(path: str | os.PathLike):
     raise FileNotFoundError(f"no tokenizer in {path}: expected {CHAR_FILE} (character) or {BPE_FILE} (BPE)")
 
 
+def encode_text(tok, text: str) -> list[int]:
+    """A prompt's ids with any tokenizer: a BPE reads special-token text as plain text (encode_ordinary).
+
+    A character the tokenizer cannot encode raises its own error (KeyError or ValueError).
+    """
+    encode = getattr(tok, "encode_ordinary", tok.encode)
+    return list(encode(text))
+
+
 # ----------------------------------------------------------------------------- token arrays
 
 

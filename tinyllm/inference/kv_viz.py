@@ -164,7 +164,7 @@ def _fail(message: str) -> int:
 
 def run(args) -> int:
     ckpt, prompts_path, out = Path(args.ckpt), Path(args.prompts), Path(args.out)
-    if not (ckpt / "config.json").is_file():
+    if not (ckpt / "config.json").is_file():  # checked first: before the prompts file
         return _fail(f"{ckpt} holds no model (config.json missing); train one with `tinyllm train --out {ckpt}`")
     if not prompts_path.is_file():
         return _fail(f"prompts file {prompts_path} not found; write one prompt per line")
@@ -174,18 +174,18 @@ def run(args) -> int:
     if not lines:
         return _fail(f"{prompts_path} holds no prompt (every line is blank); write one prompt per line")
 
-    from tinyllm.data import load_tokenizer
-    from tinyllm.nn.gpt import GPT
+    from tinyllm.data import encode_text
+    from tinyllm.train import load_run
 
     try:
-        model, tok = GPT.from_pretrained(ckpt), load_tokenizer(ckpt)
-    except (OSError, ValueError) as e:  # as `tinyllm attention` and `tinyllm dashboard`
+        model, tok = load_run(ckpt)
+    except (OSError, ValueError) as e:
         return _fail(str(e))
     ctx = model.config.context_length
     requests = []
     for n, line in lines:
         try:
-            ids = tok.encode_ordinary(line) if hasattr(tok, "encode_ordinary") else tok.encode(line)
+            ids = encode_text(tok, line)
         except (KeyError, ValueError) as e:
             return _fail(f"line {n} of {prompts_path}: {e}")
         if len(ids) > ctx:

@@ -67,6 +67,22 @@ def load_checkpoint(out_dir) -> dict:
     return state
 
 
+def load_run(out_dir, device: str | None = None):
+    """(model, tokenizer) of a run folder (``tinyllm train --out DIR``) or a model folder with its tokenizer.
+
+    Raises FileNotFoundError when the folder holds no model, ValueError when its files don't
+    fit together; the commands print the message and exit with status 2.
+    """
+    from tinyllm.data import load_tokenizer
+    from tinyllm.nn.gpt import GPT
+
+    out_dir = Path(out_dir)
+    if not (out_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{out_dir} holds no model (config.json missing); train one with "
+                                f"`tinyllm train --out {out_dir}`")
+    return GPT.from_pretrained(out_dir, device=device), load_tokenizer(out_dir)
+
+
 def restore_rng(state: dict, data_rng, device: str) -> None:
     data_rng.bit_generator.state = state["rng"]["data"]
     if "tinyllm" in state["rng"] and device != "cuda":

@@ -231,24 +231,21 @@ def run(args) -> int:
     from pathlib import Path
 
     ckpt = Path(args.ckpt)
-    if not (ckpt / "config.json").is_file():
-        return _fail(f"{ckpt} holds no model (config.json missing); train one with `tinyllm train --out {ckpt}`")
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         return _fail(f"--out must be a .png file, got {str(out)!r}")
 
     import numpy as np
 
-    from tinyllm.data import load_tokenizer
-    from tinyllm.nn.gpt import GPT
+    from tinyllm.data import encode_text
+    from tinyllm.train import load_run
 
     try:
-        model = GPT.from_pretrained(ckpt)
-        tok = load_tokenizer(ckpt)
+        model, tok = load_run(ckpt)
     except (OSError, ValueError) as e:
         return _fail(str(e))
     try:
-        ids = tok.encode_ordinary(args.prompt) if hasattr(tok, "encode_ordinary") else tok.encode(args.prompt)
+        ids = encode_text(tok, args.prompt)
     except (KeyError, ValueError) as e:
         return _fail(f"cannot encode the prompt: {e}")
     T = model.config.context_length

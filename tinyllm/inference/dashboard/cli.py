@@ -32,20 +32,13 @@ def add_subcommand(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    ckpt = Path(args.ckpt)
-    if not (ckpt / "config.json").is_file():
-        print(f"tinyllm dashboard: {ckpt} holds no model (config.json missing); train one with "
-              f"`tinyllm train --out {ckpt}`", file=sys.stderr)
-        return 2
-    from tinyllm.data import load_tokenizer
+    ckpt = args.ckpt
     from tinyllm.inference.dashboard.server import make_server
-    from tinyllm.nn.gpt import GPT
+    from tinyllm.train import load_run
 
     try:
-        model, tok = GPT.from_pretrained(ckpt), load_tokenizer(ckpt)
-    except (OSError, ValueError) as e:  # as `tinyllm attention` and `tinyllm kv-viz`
+        model, tok = load_run(ckpt)
+    except (OSError, ValueError) as e:
         print(f"tinyllm dashboard: {e}", file=sys.stderr)
         return 2
     try:

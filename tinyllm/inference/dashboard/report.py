@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from tinyllm.data import encode_text
 from tinyllm.inference.sampling import check_sampling_args, entropy, filter_logits, softmax
 
 LIMITS = dict(n_samples=(0, 8), max_new_tokens=(1, 200), n_top=(1, 100), prompt_chars=(1, 4000))
@@ -92,7 +93,7 @@ def token_label(tok, token_id: int) -> str:
 
 def encode_prompt(tok, prompt: str) -> list[int]:
     try:
-        ids = tok.encode_ordinary(prompt) if hasattr(tok, "encode_ordinary") else tok.encode(prompt)
+        ids = encode_text(tok, prompt)
     except (KeyError, ValueError) as e:
         raise BadRequest(f"the prompt cannot be encoded: {e}") from None
     if not ids:
