@@ -9,7 +9,7 @@ import safetensors.numpy
 
 import tinyllm
 from tinyllm import backend
-from tinyllm.serialization import CheckpointError, CheckpointNotFoundError, load, save
+from tinyllm.serialization import CheckpointError, CheckpointNotFoundError, load, save, write_atomic
 
 
 def _host(t):
@@ -237,3 +237,13 @@ def test_corrupt_structure_header(tmp_path):
     safetensors.numpy.save_file({}, path, metadata={"tinyllm.format": "99", "tinyllm.structure": "{}"})
     with pytest.raises(CheckpointError, match="format '99'"):
         load(path)
+
+
+def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"old")
+
+    with pytest.raises(TypeError):
+        write_atomic(path, object())  # fails while writing
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]

@@ -8,7 +8,6 @@ import json
 import pytest
 
 from tinyllm.tokenizer import BPETokenizer, RankFileError, read_ranks, sidecar_path
-from tinyllm.serialization import write_atomic
 from tinyllm.tokenizer.rankfile import check_ranks, format_ranks
 from shared_data import data_file
 
@@ -153,13 +152,3 @@ def test_inconsistent_sidecar(tok, tmp_path):
 def test_save_to_a_missing_folder(tok, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         tok.save(tmp_path / "nope" / "tokenizer.tiktoken")
-
-
-def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
-    path = tmp_path / "f.txt"
-    path.write_bytes(b"old")
-
-    with pytest.raises(TypeError):
-        write_atomic(path, object())  # fails while writing
-    assert path.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]

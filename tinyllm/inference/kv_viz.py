@@ -197,8 +197,10 @@ def run(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     # subtle: --out heads.png must not get the HTML written into it (and then overwritten by the figure)
     page, png = (out.with_suffix(".html"), out) if out.suffix.lower() == ".png" else (out, out.with_suffix(".png"))
-    page.write_text(hit_html(stats, pieces, args.block_size,
-                            title=f"prefix cache, blocks of {args.block_size}: {ckpt}"), encoding="utf-8")
+    from tinyllm.serialization import write_atomic
+
+    write_atomic(page, hit_html(stats, pieces, args.block_size,
+                                title=f"prefix cache, blocks of {args.block_size}: {ckpt}").encode("utf-8"))
     fig = hit_figure(stats, args.block_size, labels=[str(n) for n, _ in lines])
     fig.savefig(png, dpi=120)
     print(f"{'line':>5} {'tokens':>7} {'reused':>7} {'computed':>9} {'hit rate':>9}")

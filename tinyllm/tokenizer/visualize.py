@@ -190,7 +190,9 @@ class TokenView:
                 f'</head>\n<body style="max-width:60em;margin:2em auto;font-family:sans-serif">\n'
                 f"<p>Hover a token to see its id and bytes (made by tinyllm).</p>\n{self._repr_html_()}\n</body>\n</html>\n")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(page, encoding="utf-8")
+        from tinyllm.serialization import write_atomic
+
+        write_atomic(path, page.encode("utf-8"))
         return path
 
     # ---- figure ---------------------------------------------------------------------------
