@@ -183,8 +183,10 @@ def gpt2_or_none():
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="200k characters and vocabularies up to 1024 (CI)")
-    p.add_argument("--out", type=Path, default=Path("docs/figures"), help="folder for the figures")
+    p.add_argument("--out", type=Path, default=None, help="folder for the figures (default docs/figures; "
+                   "--quick: out/labs/01_tokenization-quick, so a quick run never replaces the committed figures)")
     args = p.parse_args(argv)
+    args.out = args.out or Path("out/labs/01_tokenization-quick" if args.quick else "docs/figures")
     cfg = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()

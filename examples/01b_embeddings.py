@@ -227,9 +227,11 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="a tiny model trained for a few steps (CI)")
     p.add_argument("--ckpt", type=Path, default=None,
                    help="a run folder: analysed if it holds a model, else the model is trained into it")
-    p.add_argument("--out", type=Path, default=Path("docs/figures"), help="folder for the figures")
+    p.add_argument("--out", type=Path, default=None, help="folder for the figures (default docs/figures; "
+                   "--quick: out/labs/01b_embeddings-quick, so a quick run never replaces the committed figures)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    args.out = args.out or Path("out/labs/01b_embeddings-quick" if args.quick else "docs/figures")
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 

@@ -14,7 +14,7 @@
    the same statistics for the untrained model (its initial weights) as a baseline.
 
     python examples/03_attention.py              # docs/figures/03-*.png and docs/figures/03_attention.json
-    python examples/03_attention.py --quick      # a tiny model, a few steps, for CI (writes to --out)
+    python examples/03_attention.py --quick      # a tiny model, a few steps, for CI (out/labs/03_attention-quick)
     python examples/03_attention.py --ckpt DIR   # analyse a run of `tinyllm train` instead
 """
 
@@ -298,10 +298,12 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a tiny model trained for a few steps (CI)")
     p.add_argument("--ckpt", type=Path, default=None, help="a run folder of `tinyllm train` to analyse")
-    p.add_argument("--out", type=Path, default=Path("docs/figures"), help="folder for the figures and the JSON")
+    p.add_argument("--out", type=Path, default=None, help="folder for the figures and the JSON (default docs/figures; "
+                   "--quick: out/labs/03_attention-quick, so a quick run never replaces the committed figures)")
     p.add_argument("--run-dir", type=Path, default=Path("out/labs/03-attention-quick"),
                    help="where --quick trains its tiny model")
     args = p.parse_args(argv)
+    args.out = args.out or Path("out/labs/03_attention-quick" if args.quick else "docs/figures")
     args.out.mkdir(parents=True, exist_ok=True)
 
     print("== 1. one query, step by step")

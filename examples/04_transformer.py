@@ -15,7 +15,7 @@
 Every run is seeded (--seed): a rerun prints the same numbers.
 
     python examples/04_transformer.py            # the chapter's numbers and figures (docs/figures/04_*.png)
-    python examples/04_transformer.py --quick    # tiny budgets, for CI (figures go to --out)
+    python examples/04_transformer.py --quick    # tiny budgets, for CI (out/labs/04_transformer-quick)
 """
 
 from __future__ import annotations
@@ -383,12 +383,14 @@ def main(argv=None) -> dict:
 def run(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny models and budgets (CI)")
-    p.add_argument("--out", type=Path, default=Path("docs/figures"), help="folder for the 04_*.png figures")
+    p.add_argument("--out", type=Path, default=None, help="folder for the 04_*.png figures (default docs/figures; "
+                   "--quick: out/labs/04_transformer-quick, so a quick run never replaces the committed figures)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=None,
                    help=f"peak learning rate of every run (default: {FULL.toy_lr} toy, {FULL.stories_lr} stories)")
     p.add_argument("--parts", default="123", help="which parts to run, e.g. 3 (default 123: all)")
     args = p.parse_args(argv)
+    args.out = args.out or Path("out/labs/04_transformer-quick" if args.quick else "docs/figures")
     b = QUICK if args.quick else FULL
     if args.lr is not None:
         b = dataclasses.replace(b, toy_lr=args.lr, stories_lr=args.lr)
