@@ -40,11 +40,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinyllm import backend  # noqa: E402
-from tinyllm.data import load_tokenizer, load_text  # noqa: E402
+from tinyllm.data import load_text  # noqa: E402
 from tinyllm.inference.sampling import entropy, filter_logits  # noqa: E402
-from tinyllm.nn.gpt import GPT  # noqa: E402
 from tinyllm.tensor import no_grad  # noqa: E402
-from tinyllm.train import preset, train_or_load  # noqa: E402
+from tinyllm.train import lab_model  # noqa: E402
 
 PROMPT_LEN = 16
 FAMILIES = ("temperature", "top-k", "top-p", "min-p", "mix")
@@ -329,15 +328,8 @@ def plot_part2(p2: dict, path: Path) -> None:
 
 
 def trained_model(args):
-    if args.ckpt:
-        return GPT.from_pretrained(args.ckpt), load_tokenizer(args.ckpt)
-    if args.quick:
-        run = train_or_load(*preset("shakespeare-char-cpu", out_dir=str(args.out / "model-quick"), sample_tokens=0,
-                                    max_iters=60, n_layer=2, d_model=64, eval_iters=2, eval_interval=60),
-                            progress=False)
-    else:
-        run = train_or_load(*preset("shakespeare-char-cpu", out_dir="out/labs/shakespeare-char", sample_tokens=0))
-    return run.model.eval(), run.tokenizer
+    """--ckpt as given; --quick: a tiny model in OUT/model-quick; else the labs' shared run (tinyllm.train.lab_model)."""
+    return lab_model(args.ckpt, quick_dir=args.out / "model-quick" if args.quick else None)
 
 
 def dashboard_screenshot(model, tok, path: Path, prompt: str = "ROMEO:\nWhat say", temperature: float = 0.8,

@@ -35,12 +35,11 @@ import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
 from tinyllm import backend  # noqa: E402
-from tinyllm.data import load_tokenizer  # noqa: E402
 from tinyllm.inference import kv_viz  # noqa: E402
 from tinyllm.inference.kv_cache import KVCache  # noqa: E402
 from tinyllm.inference.prefix_cache import PrefixCache  # noqa: E402
 from tinyllm.nn import GPT, GPTConfig  # noqa: E402
-from tinyllm.train import preset, train_or_load  # noqa: E402
+from tinyllm.train import lab_model  # noqa: E402
 
 # Part 4's requests: a few shared openings (a speaker and the start of a line), each continued several ways.
 OPENINGS = ["KING RICHARD III:\nNow is the winter of our ", "JULIET:\nO Romeo, Romeo! wherefore art thou ",
@@ -287,15 +286,8 @@ def long_prefix_speed(prefix_len: int, suffix_len: int, n_requests: int, d_model
 
 
 def trained_model(args):
-    if args.ckpt:
-        return GPT.from_pretrained(args.ckpt), load_tokenizer(args.ckpt)
-    if args.quick:
-        run = train_or_load(*preset("shakespeare-char-cpu", out_dir=str(args.out / "model-quick"), sample_tokens=0,
-                                    max_iters=60, n_layer=2, d_model=64, eval_iters=2, eval_interval=60),
-                            progress=False)
-    else:
-        run = train_or_load(*preset("shakespeare-char-cpu", out_dir="out/labs/shakespeare-char", sample_tokens=0))
-    return run.model.eval(), run.tokenizer
+    """--ckpt as given; --quick: a tiny model in OUT/model-quick; else the labs' shared run (tinyllm.train.lab_model)."""
+    return lab_model(args.ckpt, quick_dir=args.out / "model-quick" if args.quick else None)
 
 
 def main(argv=None) -> dict:
