@@ -273,7 +273,7 @@ def test_var(torch, data):
     x = data.draw(S.tensors(), label="x")
     d = data.draw(dims(x.ndim), label="dim")
     keepdim = data.draw(st.booleans(), label="keepdim")
-    count = int(np.prod([x.shape[a] for a in ops._norm_dims(d, x.ndim)]))
+    count = int(np.prod([x.shape[a] for a in ops.common.axes(d, x.ndim)]))
     correction = data.draw(st.sampled_from([0, 1] if count > 1 else [0]), label="correction")
     check(torch, lambda m, x: x.var(dim=d, keepdim=keepdim, correction=correction), x)
 

@@ -11,13 +11,17 @@ from tinyllm.creation import (
     arange, empty, full, full_like, ones, ones_like, rand, rand_like, randint, randn, randn_like,
     tensor, zeros, zeros_like,
 )
+from tinyllm.autograd import enable_grad, is_grad_enabled, no_grad
 from tinyllm.function import Function
 from tinyllm.ops import (
-    abs, amax, argmax, cat, chunk, exp, flatten, log, matmul, max, maximum, mean, permute, pow,
-    relu, reshape, split, sqrt, squeeze, stack, sum, tanh, transpose, tril, triu, unsqueeze, var,
-    where, masked_fill,
+    abs, add, all, amax, amin, any, argmax, argmin, argsort, bmm, cat, chunk, clamp, clip, cos, cumsum, div,
+    einsum, eq, erf, exp, expm1, flatten, flip, floor, gather, ge, gt, index_select, le, log, log1p, logsumexp,
+    lt, masked_fill, matmul, max, maximum, mean, min, minimum, mul, narrow, ne, neg, norm, outer, permute, pow,
+    prod, reciprocal, relu, repeat, reshape, roll, round, rsqrt, scatter_add, sigmoid, sign, sin, sort, split,
+    sqrt, square, squeeze, stack, std, sub, sum, take_along_dim, tanh, topk, transpose, tril, triu, trunc,
+    unbind, unsqueeze, var, where,
 )
-from tinyllm.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
+from tinyllm.tensor import Tensor
 from tinyllm import functional, nn, optim
 from tinyllm.serialization import load, save
 

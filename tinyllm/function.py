@@ -27,25 +27,32 @@ Example (the whole of multiplication):
             return grad_out * b, grad_out * a
 
 Broadcasting is *not* undone here: a backward may return a gradient of the
-broadcast shape, and ``Tensor.backward`` sums it back to the input's shape in
-one place (``unbroadcast``).
+broadcast shape, and the engine (``tinyllm.autograd``) sums it back to the
+input's shape in one place (``unbroadcast``).
+
+In-place updates are checked as PyTorch's version counter checks them: each
+Tensor counts its in-place updates (``_version``); ``apply`` notes the count of
+every tensor whose array the op saved, and backward refuses to run on an array
+that changed since (it would silently compute a wrong gradient).
 """
 
 from __future__ import annotations
 
-from tinyllm.tensor import Tensor, is_grad_enabled
+from tinyllm.autograd import is_grad_enabled
+from tinyllm.tensor import Tensor
 
 
 class Function:
     """Base class of every differentiable op. An instance is the op's context (ctx)."""
 
-    __slots__ = ("inputs", "saved", "needs_input_grad", "freed", "__dict__")
+    __slots__ = ("inputs", "saved", "needs_input_grad", "freed", "versions", "__dict__")
 
     def __init__(self):
         self.inputs = ()
         self.saved = ()
         self.needs_input_grad = ()
         self.freed = False
+        self.versions = ()  # (tensor, its _version when saved) for every saved input; (None, v) for the output
 
     def save_for_backward(self, *arrays) -> None:
         """Keep what backward needs (raw arrays). Freed after backward."""
@@ -72,8 +79,37 @@ class Function:
             if any(needs):
                 ctx.inputs = inputs
                 ctx.needs_input_grad = needs
+                if ctx.saved:
+                    ctx.versions = _saved_versions(ctx.saved, inputs, out)
                 result.requires_grad = True
                 result._ctx = ctx
                 return result
         ctx.saved = ()  # no graph: drop what forward saved right away
         return result
+
+    def check_versions(self, out) -> None:
+        """Raise if a tensor whose array this op saved was changed in place since (torch's check)."""
+        for x, version in self.versions:
+            t = out if x is None else x
+            if t._version != version:
+                raise RuntimeError(
+                    f"one of the tensors needed to compute the gradient of {type(self).__name__} was "
+                    f"modified by an in-place operation (version {version} -> {t._version}); "
+                    "make the in-place update after backward, or use the out-of-place op (x = x + y)"
+                )
+
+
+def _saved_versions(saved, inputs, out) -> tuple:
+    """(tensor, version) for each input whose array is among `saved`; (None, 0) if the output is."""
+    versions = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            for a in saved:
+                if a is x.data:
+                    versions.append((x, x._version))
+                    break
+    for a in saved:
+        if a is out:
+            versions.append((None, 0))
+            break
+    return tuple(versions)

@@ -1,25 +1,25 @@
-"""Tensor: an array that remembers how it was made, and reverse-mode backward.
+"""Tensor: an array that remembers how it was made.
 
 A Tensor holds
 
     data           a raw array (NumPy, CuPy or strict) — the value
     grad           a Tensor with dL/d(this), filled in by backward (no graph)
     requires_grad  whether gradients should flow to it
-    _ctx           the Function instance that made it (None for a leaf)
+    grad_fn        the Function instance that made it (None for a leaf)
 
-Calling ``loss.backward()`` applies the chain rule backwards through the
-graph of Functions, in reverse topological order:
-
-    dL/dx = sum over every use y = f(..., x, ...) of  f.backward(dL/dy)
-
-The order is found by an iterative depth-first search (no recursion, so a
-10,000-op chain works), each node's gradient is complete before it is passed
-on, and gradients of leaves *accumulate* in ``.grad`` across calls, as in
-PyTorch. The graph is freed after backward unless ``retain_graph=True``.
+``loss.backward()`` hands the graph to the engine in ``tinyllm/autograd.py``
+(topological order, gradient accumulation, buffer ownership). This file is
+the Tensor's face: properties, conversions, and the operator table — every
+method and operator written out as a one-line call into ``tinyllm.ops`` (no
+generated methods, no monkey patching), in the order of ``ops/__init__.py``.
+That table is why the file runs past ~300 lines: it is a list to look things
+up in, not logic to hold in one's head.
 
 Example:
     >>> a = tinyllm.tensor([2.0, 3.0], requires_grad=True)
     >>> y = (a * a).sum()          # y = a0² + a1²
+    >>> y.grad_fn
+    <tinyllm.ops.reductions.Sum object at ...>
     >>> y.backward()
     >>> a.grad                     # dy/da = 2a
     tensor([4., 6.])
@@ -27,88 +27,16 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-
 import numpy as np
 
-from tinyllm import backend
-
-_grad_enabled = contextvars.ContextVar("tinyllm_grad_enabled", default=True)
-
-
-def is_grad_enabled() -> bool:
-    return _grad_enabled.get()
-
-
-class _GradMode(contextlib.ContextDecorator):
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._tokens = []
-
-    def __enter__(self):
-        self._tokens.append(_grad_enabled.set(self.enabled))
-        return self
-
-    def __exit__(self, *exc):
-        _grad_enabled.reset(self._tokens.pop())
-        return False
-
-
-def no_grad():
-    """Context manager / decorator: ops inside record no graph (inference, optimizer steps)."""
-    return _GradMode(False)
-
-
-def enable_grad():
-    return _GradMode(True)
-
-
-def unbroadcast(grad, shape):
-    """Sum a gradient of a broadcast shape back to `shape`.
-
-    If x of shape (3, 1) was broadcast to (2, 3, 4) in the forward pass, each
-    x element was used 2*4 times, so its gradient is the sum over those uses:
-
-        unbroadcast(ones((2, 3, 4)), (3, 1)) -> full((3, 1), 8.)
-    """
-    if grad.shape == shape:
-        return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
-    )
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
-
-
-class IndexGrad:
-    """The gradient of x[key]'s input: zero everywhere except at x[key], where it is `values`.
-
-    GetItem's backward returns one instead of a full-size array of zeros, and
-    backward adds it into a single buffer per input. Splitting qkv into q, k, v
-    then costs one zero-filled buffer and three slice writes, not three
-    full-size zero arrays and two full-size additions.
-    """
-
-    __slots__ = ("key", "values", "advanced")
-
-    def __init__(self, key, values, advanced: bool):
-        self.key, self.values, self.advanced = key, values, advanced
-
-    def add_to(self, buf) -> None:
-        """buf[key] += values; integer-array keys may repeat a position, so they scatter-add."""
-        if self.advanced:
-            backend.scatter_add(buf, self.key, self.values)
-        else:
-            buf[self.key] += self.values
+from tinyllm import autograd, backend
+from tinyllm.autograd import enable_grad, is_grad_enabled, no_grad, zero_grads  # noqa: F401  (re-exported)
 
 
 class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retain_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retain_grad", "_version", "__weakref__")
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__, not NumPy
 
     def __init__(self, data, requires_grad: bool = False):
@@ -121,8 +49,9 @@ class Tensor:
         self.data = data
         self.grad = None
         self.requires_grad = requires_grad
-        self._ctx = None
+        self._ctx = None  # the Function that made this tensor (public as grad_fn)
         self._retain_grad = False
+        self._version = 0  # in-place updates so far (see Function.check_versions)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -142,6 +71,11 @@ class Tensor:
         return backend.device_of(self.data)
 
     @property
+    def grad_fn(self):
+        """The Function that made this tensor (its ``inputs`` lead further back); None for a leaf."""
+        return self._ctx
+
+    @property
     def is_leaf(self) -> bool:
         return self._ctx is None
 
@@ -155,6 +89,8 @@ class Tensor:
         return self.data.ndim
 
     def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
     def __repr__(self) -> str:
@@ -169,6 +105,12 @@ class Tensor:
         elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                               "use .any() or .all()")
+        return bool(self.data.item())
 
     # ------------------------------------------------------------------ conversion
     def numpy(self) -> np.ndarray:
@@ -212,11 +154,33 @@ class Tensor:
     def cpu(self) -> "Tensor":
         return self.to("cpu")
 
+    def astype(self, dtype):
+        return ops.astype(self, dtype)
+
+    def type_as(self, other):
+        return ops.astype(self, other.dtype)
+
+    def float(self):
+        return ops.astype(self, np.float32)
+
+    def double(self):
+        return ops.astype(self, np.float64)
+
+    def long(self):
+        return ops.astype(self, np.int64)
+
+    def bool(self):
+        return ops.astype(self, np.bool_)
+
+    def contiguous(self):
+        return self
+
     # ------------------------------------------------------------------ backward
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Fill .grad of every leaf that requires grad with d(self)/d(leaf), accumulating.
 
         `grad` is dL/d(self); it may be omitted for a one-element tensor (then 1).
+        The work is done by ``tinyllm.autograd.backward``.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad (was it made under no_grad?)")
@@ -228,61 +192,77 @@ class Tensor:
             grad = grad.data if isinstance(grad, Tensor) else backend.asarray(grad, device=self.device)
             if grad.shape != self.shape:
                 raise ValueError(f"grad has shape {grad.shape}, expected {self.shape}")
-
-        order = _topological_order(self)
-        # grads[id(t)] = [array, owned]: an owned array was allocated here, so later
-        # contributions may be added into it in place (a borrowed one may be shared)
-        grads = {id(self): [grad, False]}
-        for t in reversed(order):  # outputs before inputs
-            entry = grads.pop(id(t), None)
-            if entry is None:
-                continue
-            g, owned = entry
-            ctx = t._ctx
-            if ctx is None or t._retain_grad:  # a leaf (or asked to keep it): accumulate
-                if t.grad is None:  # subtle: copy a borrowed array, it may be another tensor's gradient too
-                    t.grad = Tensor(g if owned and ctx is None else g.copy())
-                else:
-                    t.grad = Tensor(t.grad.data + g)
-                if ctx is None:
-                    continue
-            if ctx.freed:
-                raise RuntimeError(
-                    "trying to backward through the graph a second time; the saved arrays were "
-                    "freed after the first backward. Pass retain_graph=True the first time."
-                )
-            in_grads = type(ctx).backward(ctx, g)
-            if not isinstance(in_grads, tuple):
-                in_grads = (in_grads,)
-            for x, gx, needed in zip(ctx.inputs, in_grads, ctx.needs_input_grad):
-                if not needed or gx is None:
-                    continue
-                entry = grads.get(id(x))
-                if isinstance(gx, IndexGrad):  # zero except at x[key]: write into one owned buffer
-                    if entry is None or not entry[1]:
-                        buf = backend.of(gx.values).zeros(x.shape, x.dtype) if entry is None \
-                            else entry[0].astype(x.dtype, copy=True)
-                        entry = grads[id(x)] = [buf, True]
-                    gx.add_to(entry[0])
-                    continue
-                if gx.shape != x.shape:
-                    gx = unbroadcast(gx, x.shape)
-                if gx.dtype != x.dtype:  # subtle: float32 * float64 -> the gradient keeps its input's dtype, as torch
-                    gx = gx.astype(x.dtype)
-                if entry is None:
-                    grads[id(x)] = [gx, False]
-                elif entry[1]:
-                    entry[0] += gx
-                else:
-                    grads[id(x)] = [entry[0] + gx, True]
-            if not retain_graph:
-                ctx.inputs, ctx.saved, ctx.freed = (), (), True
+        autograd.backward(self, grad, retain_graph)
 
     def zero_grad(self) -> None:
         self.grad = None
 
+    # ------------------------------------------------------------------ in place
+    # Allowed under no_grad, or on tensors that don't require grad. Each bumps _version,
+    # so a backward that saved this array refuses to use it afterwards (as torch does).
+    def _inplace(self):
+        if is_grad_enabled() and self.requires_grad:
+            raise RuntimeError("in-place update of a tensor that requires grad; wrap it in tinyllm.no_grad() "
+                               "or use the out-of-place op (x = x + y)")
+        self._version += 1
+
+    def add_(self, other, alpha=1):
+        self._inplace()
+        self.data += _raw(other) * alpha if alpha != 1 else _raw(other)
+        return self
+
+    def sub_(self, other, alpha=1):
+        self._inplace()
+        self.data -= _raw(other) * alpha if alpha != 1 else _raw(other)
+        return self
+
+    def mul_(self, other):
+        self._inplace()
+        self.data *= _raw(other)
+        return self
+
+    def div_(self, other):
+        self._inplace()
+        self.data /= _raw(other)
+        return self
+
+    def clamp_(self, min=None, max=None):  # noqa: A002 - torch's argument names
+        self._inplace()
+        with no_grad():
+            self.data[...] = ops.clamp(self, min, max).data
+        return self
+
+    def masked_fill_(self, mask, value):
+        self._inplace()
+        self.data[...] = backend.of(self.data).where(_raw(mask), self.dtype.type(_raw(value)), self.data)
+        return self
+
+    def copy_(self, src):
+        self._inplace()
+        self.data[...] = _raw(src)
+        return self
+
+    def fill_(self, value):
+        self._inplace()
+        self.data[...] = _raw(value)
+        return self
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
     # ------------------------------------------------------------------ operators
-    # Written out one by one (no generated methods): each is a call into ops.
     def __add__(self, other):
         return ops.add(self, other)
 
@@ -328,64 +308,80 @@ class Tensor:
     def __getitem__(self, key):
         return ops.getitem(self, key)
 
-    # comparisons give bool tensors without a graph
+    # comparisons: bool tensors, no graph
     def __lt__(self, other):
-        return Tensor(self.data < _raw(other))
+        return ops.lt(self, other)
 
     def __le__(self, other):
-        return Tensor(self.data <= _raw(other))
+        return ops.le(self, other)
 
     def __gt__(self, other):
-        return Tensor(self.data > _raw(other))
+        return ops.gt(self, other)
 
     def __ge__(self, other):
-        return Tensor(self.data >= _raw(other))
+        return ops.ge(self, other)
+
+    def __eq__(self, other):
+        return ops.eq(self, other)
+
+    def __ne__(self, other):
+        return ops.ne(self, other)
+
+    __hash__ = object.__hash__  # tensors are dict keys by identity, as in PyTorch (== compares elements)
+
+    def lt(self, other):
+        return ops.lt(self, other)
+
+    def le(self, other):
+        return ops.le(self, other)
+
+    def gt(self, other):
+        return ops.gt(self, other)
+
+    def ge(self, other):
+        return ops.ge(self, other)
 
     def eq(self, other):
-        return Tensor(self.data == _raw(other))
+        return ops.eq(self, other)
 
     def ne(self, other):
-        return Tensor(self.data != _raw(other))
+        return ops.ne(self, other)
 
-    __hash__ = object.__hash__  # tensors are used as dict keys by identity, like PyTorch
+    # ------------------------------------------------------------------ arithmetic (ops/arithmetic.py)
+    def add(self, other):
+        return ops.add(self, other)
 
-    # in-place updates for optimizers; allowed only on leaves or under no_grad
-    def _check_inplace(self):
-        if is_grad_enabled() and self.requires_grad:
-            raise RuntimeError("in-place update of a tensor that requires grad; wrap it in tinyllm.no_grad()")
+    def sub(self, other):
+        return ops.sub(self, other)
 
-    def __iadd__(self, other):
-        self._check_inplace()
-        self.data += _raw(other)
-        return self
+    def mul(self, other):
+        return ops.mul(self, other)
 
-    def __isub__(self, other):
-        self._check_inplace()
-        self.data -= _raw(other)
-        return self
+    def div(self, other):
+        return ops.div(self, other)
 
-    def __imul__(self, other):
-        self._check_inplace()
-        self.data *= _raw(other)
-        return self
+    def pow(self, exponent):
+        return ops.pow(self, exponent)
 
-    def __itruediv__(self, other):
-        self._check_inplace()
-        self.data /= _raw(other)
-        return self
+    def maximum(self, other):
+        return ops.maximum(self, other)
 
-    def copy_(self, other) -> "Tensor":
-        self._check_inplace()
-        src = _raw(other)
-        self.data[...] = src
-        return self
+    def minimum(self, other):
+        return ops.minimum(self, other)
 
-    def fill_(self, value) -> "Tensor":
-        self._check_inplace()
-        self.data[...] = value
-        return self
+    def clamp(self, min=None, max=None):  # noqa: A002 - torch's argument names
+        return ops.clamp(self, min, max)
 
-    # ------------------------------------------------------------------ methods (PyTorch names)
+    def clip(self, min=None, max=None):  # noqa: A002
+        return ops.clamp(self, min, max)
+
+    def masked_fill(self, mask, value):
+        return ops.masked_fill(self, mask, value)
+
+    # ------------------------------------------------------------------ elementwise (ops/unary.py)
+    def neg(self):
+        return ops.neg(self)
+
     def exp(self):
         return ops.exp(self)
 
@@ -395,8 +391,23 @@ class Tensor:
     def sqrt(self):
         return ops.sqrt(self)
 
+    def rsqrt(self):
+        return ops.rsqrt(self)
+
+    def square(self):
+        return ops.square(self)
+
+    def reciprocal(self):
+        return ops.reciprocal(self)
+
     def tanh(self):
         return ops.tanh(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def softplus(self, beta=1.0, threshold=20.0):
+        return ops.softplus(self, beta, threshold)
 
     def relu(self):
         return ops.relu(self)
@@ -404,6 +415,44 @@ class Tensor:
     def abs(self):
         return ops.abs(self)
 
+    def sin(self):
+        return ops.sin(self)
+
+    def cos(self):
+        return ops.cos(self)
+
+    def log1p(self):
+        return ops.log1p(self)
+
+    def expm1(self):
+        return ops.expm1(self)
+
+    def erf(self):
+        return ops.erf(self)
+
+    def floor(self):
+        return ops.floor(self)
+
+    def round(self):
+        return ops.round(self)
+
+    def sign(self):
+        return ops.sign(self)
+
+    def trunc(self):
+        return ops.trunc(self)
+
+    # ------------------------------------------------------------------ products (ops/linalg.py)
+    def matmul(self, other):
+        return ops.matmul(self, other)
+
+    def bmm(self, other):
+        return ops.bmm(self, other)
+
+    def outer(self, other):
+        return ops.outer(self, other)
+
+    # ------------------------------------------------------------------ reductions (ops/reductions.py)
     def sum(self, dim=None, keepdim=False):
         return ops.sum(self, dim, keepdim)
 
@@ -413,20 +462,94 @@ class Tensor:
     def var(self, dim=None, keepdim=False, correction=1, unbiased=None):
         return ops.var(self, dim, keepdim, correction, unbiased)
 
+    def std(self, dim=None, keepdim=False, correction=1, unbiased=None):
+        return ops.std(self, dim, keepdim, correction, unbiased)
+
     def amax(self, dim=None, keepdim=False):
         return ops.amax(self, dim, keepdim)
+
+    def amin(self, dim=None, keepdim=False):
+        return ops.amin(self, dim, keepdim)
 
     def max(self, dim=None, keepdim=False):
         return ops.max(self, dim, keepdim)
 
+    def min(self, dim=None, keepdim=False):
+        return ops.min(self, dim, keepdim)
+
     def argmax(self, dim=None, keepdim=False):
         return ops.argmax(self, dim, keepdim)
 
+    def argmin(self, dim=None, keepdim=False):
+        return ops.argmin(self, dim, keepdim)
+
+    def norm(self, p=2, dim=None, keepdim=False):
+        return ops.norm(self, p, dim, keepdim)
+
+    def logsumexp(self, dim, keepdim=False):
+        return ops.logsumexp(self, dim, keepdim)
+
+    def softmax(self, dim):
+        """exp(x - logsumexp(x)) composed from primitives; F.softmax is the same function, fused."""
+        return ops.exp(self.log_softmax(dim))
+
+    def log_softmax(self, dim):
+        """x - logsumexp(x) composed from primitives; F.log_softmax is the same function, fused."""
+        return ops.sub(self, ops.logsumexp(self, dim, keepdim=True))
+
+    def prod(self, dim=None, keepdim=False):
+        return ops.prod(self, dim, keepdim)
+
+    def cumsum(self, dim):
+        return ops.cumsum(self, dim)
+
+    def all(self, dim=None, keepdim=False):
+        return ops.all(self, dim, keepdim)
+
+    def any(self, dim=None, keepdim=False):
+        return ops.any(self, dim, keepdim)
+
+    # ------------------------------------------------------------------ indexing (ops/indexing.py)
+    def gather(self, dim, index):
+        return ops.gather(self, dim, index)
+
+    def scatter_add(self, dim, index, src):
+        return ops.scatter_add(self, dim, index, src)
+
+    def index_select(self, dim, index):
+        return ops.index_select(self, dim, index)
+
+    def take_along_dim(self, indices, dim=None):
+        return ops.take_along_dim(self, indices, dim)
+
+    def tril(self, diagonal=0):
+        return ops.tril(self, diagonal)
+
+    def triu(self, diagonal=0):
+        return ops.triu(self, diagonal)
+
+    # ------------------------------------------------------------------ sorting (ops/sorting.py)
+    def sort(self, dim=-1, descending=False, stable=False):
+        return ops.sort(self, dim, descending, stable)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return ops.argsort(self, dim, descending, stable)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002
+        return ops.topk(self, k, dim, largest, sorted)
+
+    # ------------------------------------------------------------------ shape (ops/shape.py)
     def reshape(self, *shape):
         return ops.reshape(self, *shape)
 
     def view(self, *shape):
         return ops.reshape(self, *shape)
+
+    def reshape_as(self, other):
+        return ops.reshape(self, other.shape)
+
+    def view_as(self, other):
+        return ops.reshape(self, other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
         return ops.flatten(self, start_dim, end_dim)
@@ -444,11 +567,23 @@ class Tensor:
     def expand(self, *sizes):
         return ops.expand(self, *sizes)
 
+    def expand_as(self, other):
+        return ops.expand(self, other.shape)
+
     def unsqueeze(self, dim):
         return ops.unsqueeze(self, dim)
 
     def squeeze(self, dim=None):
         return ops.squeeze(self, dim)
+
+    def repeat(self, *sizes):
+        return ops.repeat(self, *sizes)
+
+    def flip(self, dims):
+        return ops.flip(self, dims)
+
+    def roll(self, shifts, dims=None):
+        return ops.roll(self, shifts, dims)
 
     def split(self, split_size_or_sections, dim=0):
         return ops.split(self, split_size_or_sections, dim)
@@ -456,71 +591,28 @@ class Tensor:
     def chunk(self, chunks, dim=0):
         return ops.chunk(self, chunks, dim)
 
-    def tril(self, diagonal=0):
-        return ops.tril(self, diagonal)
+    def unbind(self, dim=0):
+        return ops.unbind(self, dim)
 
-    def triu(self, diagonal=0):
-        return ops.triu(self, diagonal)
+    def narrow(self, dim, start, length):
+        return ops.narrow(self, dim, start, length)
 
-    def masked_fill(self, mask, value):
-        return ops.masked_fill(self, mask, value)
+    # ------------------------------------------------------------------ new tensors like this one
+    def new_zeros(self, *size, dtype=None):
+        return self.new_full(size, 0, dtype=dtype)
 
-    def maximum(self, other):
-        return ops.maximum(self, other)
+    def new_ones(self, *size, dtype=None):
+        return self.new_full(size, 1, dtype=dtype)
 
-    def astype(self, dtype):
-        return ops.astype(self, dtype)
-
-    def float(self):
-        return ops.astype(self, np.float32)
-
-    def double(self):
-        return ops.astype(self, np.float64)
-
-    def long(self):
-        return ops.astype(self, np.int64)
-
-    def contiguous(self):
-        return self
-
-
-def zero_grads(tensors, set_to_none: bool = True) -> None:
-    """Forget the gradients of `tensors`: drop them (None) or fill them with 0 in place.
-
-    Shared by Module.zero_grad and Optimizer.zero_grad.
-    """
-    for t in tensors:
-        if t.grad is None:
-            continue
-        if set_to_none:
-            t.grad = None
-        else:
-            t.grad.data[...] = 0
+    def new_full(self, size, fill_value, dtype=None):
+        """A tensor of `size` filled with `fill_value`, with this tensor's dtype and device (no graph)."""
+        size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+        xp = backend.of(self.data)
+        return Tensor(xp.full(size, fill_value, dtype=np.dtype(dtype) if dtype is not None else self.dtype))
 
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
-
-
-def _topological_order(root: Tensor) -> list:
-    """Tensors reachable from root, each after all of its inputs (iterative DFS)."""
-    order, visited = [], set()
-    stack = [(root, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in visited:
-            continue
-        visited.add(id(t))
-        stack.append((t, True))
-        ctx = t._ctx
-        if ctx is not None:
-            for x in ctx.inputs:
-                if isinstance(x, Tensor) and x.requires_grad and id(x) not in visited:
-                    stack.append((x, False))
-    return order
 
 
 from tinyllm import ops  # noqa: E402  (ops builds on Tensor; Tensor's operators call ops)

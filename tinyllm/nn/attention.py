@@ -46,7 +46,8 @@ from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
 from tinyllm.nn.positional import alibi_bias, apply_rope, rope_cos_sin
 from tinyllm.nn.positional.rope import rotate
-from tinyllm.tensor import Tensor, is_grad_enabled
+from tinyllm.autograd import is_grad_enabled
+from tinyllm.tensor import Tensor
 
 
 class CausalSelfAttention(Module):

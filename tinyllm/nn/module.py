@@ -37,7 +37,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from tinyllm import backend
-from tinyllm.tensor import Tensor, no_grad, zero_grads
+from tinyllm.autograd import no_grad, zero_grads
+from tinyllm.tensor import Tensor
 
 
 class Parameter(Tensor):

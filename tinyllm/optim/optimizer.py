@@ -35,7 +35,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyllm import backend
-from tinyllm.tensor import Tensor, enable_grad, zero_grads
+from tinyllm.autograd import enable_grad, zero_grads
+from tinyllm.tensor import Tensor
 
 
 class Optimizer:
