@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
-from tinyllm.data import CharTokenizer, load_text, load_tokenizer  # noqa: E402
+from tinyllm.data import load_text, load_tokenizer  # noqa: E402
 from tinyllm.nn import GPT  # noqa: E402
 from tinyllm.train import load_checkpoint, preset, read_metrics, train  # noqa: E402
 
@@ -63,6 +63,21 @@ def group_of(ch: str) -> str:
 
 def show(ch: str) -> str:
     return {"\n": "\\n", " ": "␣"}.get(ch, ch)
+
+
+def token_chars(tok) -> list[str]:
+    """The character each id stands for: chars[i] = decode([i]), one character that encodes back to [i].
+
+    This lab reads one embedding row per character, so a tokenizer with any other token
+    (a BPE merge such as " the", or a lone byte of a multi-byte character) is refused.
+    """
+    chars = [tok.decode([i]) for i in range(tok.vocab_size)]
+    for i, ch in enumerate(chars):
+        if len(ch) != 1 or tok.encode_ordinary(ch) != [i]:
+            raise SystemExit(f"this lab reads a character model's embeddings, one row per character, but token {i} "
+                             f"of {tok!r} is {tok.token_bytes(i)!r}; pass --ckpt a run trained with the character "
+                             f"tokenizer (tinyllm train --preset {PRESET})")
+    return chars
 
 
 # ----------------------------------------------------------------------------- the model
@@ -93,8 +108,6 @@ def get_model(ckpt: Path | None, quick: bool, progress: bool):
                     + f", {result.step} steps", val_loss=result.val_loss, seconds=time.perf_counter() - t0)
         if tmp is not None:
             tmp.cleanup()
-    if not isinstance(tok, CharTokenizer):
-        raise SystemExit(f"this lab reads a character model's embeddings; {ckpt} holds a {type(tok).__name__}")
     init = None
     if seed is not None:  # train() seeds tinyllm with cfg.seed, then builds GPT(config): do the same
         tinyllm.manual_seed(seed)
@@ -236,7 +249,7 @@ def main(argv=None) -> dict:
     t_start = time.perf_counter()
 
     model, tok, init, info = get_model(args.ckpt, args.quick, progress=not args.no_progress)
-    chars = list(tok.chars)
+    chars = token_chars(tok)
     E = tinyllm.to_numpy(model.transformer.wte.weight.data).astype(np.float64)  # (V, C)
     V, C = E.shape
     labels = np.array([group_of(c) for c in chars])

@@ -1,5 +1,6 @@
 """tinyllm.data: corpus registry (checksums, cache, TINYLLM_DATA_DIR, downloads without the network),
-load_text, the stories grammar, CharTokenizer, token files, split and batches."""
+load_text, the stories grammar, build_tokenizer, token files, split and batches. (The tokenizers
+themselves: tests/test_tokenizer*.py.)"""
 
 import functools
 import hashlib
@@ -11,8 +12,6 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from tinyllm.data import (
     CORPORA, CharTokenizer, ChecksumError, Corpus, DataError, DownloadError, TokenDataset, build_tokenizer,
@@ -20,7 +19,7 @@ from tinyllm.data import (
     prepare_data, save_tokenizer, save_tokens, sha256_file, split_tokens, token_dtype,
 )
 from tinyllm.data import registry, stories
-from tinyllm.tokenizer import BPETokenizer
+from tinyllm.tokenizer import BPETokenizer, Tokenizer
 from shared_data import data_file
 
 # ----------------------------------------------------------------------------- registry
@@ -221,65 +220,6 @@ def test_story_pronouns_follow_the_hero():
     assert all(". She lived " in t for t in girls) and all(". He lived " in t for t in boys)
 
 
-# ----------------------------------------------------------------------------- CharTokenizer
-
-
-def test_char_worked_example():
-    tok = CharTokenizer.from_text("hello")
-    assert tok.chars == ("e", "h", "l", "o") and tok.vocab_size == 4
-    assert tok.encode("hole") == [1, 3, 2, 0]
-    assert tok.decode([1, 0, 2, 2, 3]) == "hello"
-    assert tok.decode(np.array([[1, 0], [2, 2]])) == "hell"
-
-
-@given(st.text(min_size=1, max_size=200))
-def test_char_round_trip_and_fast_encode_matches_reference(text):
-    tok = CharTokenizer.from_text(text)
-    assert list(tok.chars) == sorted(set(text))
-    ids = tok.encode(text)
-    assert tok.decode(ids) == text
-    np.testing.assert_array_equal(tok.encode_array(text), np.array(ids, dtype=np.int64))
-
-
-def test_char_astral_and_lone_surrogate():
-    text = "a\U0001F600b\ud800c"
-    tok = CharTokenizer.from_text(text)
-    assert tok.encode_array(text).tolist() == tok.encode(text) and tok.decode(tok.encode(text)) == text
-
-
-@pytest.mark.parametrize("encode", ["encode", "encode_array"])
-def test_char_unknown_character_is_named_with_its_position(encode):
-    tok = CharTokenizer.from_text("hello")
-    with pytest.raises(ValueError, match=r"character 'p' \(U\+0070\) at position 3 is not in"):
-        getattr(tok, encode)("help")
-
-
-def test_char_decode_and_construction_errors():
-    tok = CharTokenizer.from_text("abc")
-    with pytest.raises(ValueError, match=r"vocab_size=3\), got 3 at position 1"):
-        tok.decode([0, 3])
-    with pytest.raises(ValueError, match="got -1 at position 0"):
-        tok.decode([-1])
-    with pytest.raises(ValueError, match="empty"):
-        CharTokenizer.from_text("")
-    with pytest.raises(ValueError, match="sorted"):
-        CharTokenizer(["b", "a"])
-
-
-def test_char_save_load_json(tmp_path):
-    tok = CharTokenizer.from_text("Hi é\U0001F600\ud800\n")
-    path = tok.save(tmp_path / "t" / "tokenizer.json")
-    d = json.loads(path.read_text(encoding="utf-8"))
-    assert d["format"] == "tinyllm.char" and d["version"] == 1
-    assert CharTokenizer.load(path) == tok
-    d["version"] = 99
-    path.write_text(json.dumps(d), encoding="utf-8")
-    with pytest.raises(ValueError, match="version 99"):
-        CharTokenizer.load(path)
-    with pytest.raises(FileNotFoundError):
-        CharTokenizer.load(tmp_path / "missing.json")
-
-
 # ----------------------------------------------------------------------------- tokenizers in folders
 
 
@@ -290,18 +230,11 @@ def test_build_tokenizer_specs():
             build_tokenizer(bad, "abc")
 
 
-def test_save_load_char_tokenizer_folder(tmp_path):
-    tok = CharTokenizer.from_text("abc")
-    assert save_tokenizer(tok, tmp_path) == tmp_path / "tokenizer.json"
-    assert load_tokenizer(tmp_path) == tok and load_tokenizer(tmp_path / "tokenizer.json") == tok
-    with pytest.raises(FileNotFoundError, match="tokenizer.json .*tokenizer.tiktoken"):
-        load_tokenizer(tmp_path / "empty")
-    (tmp_path / "hf").mkdir()
-    (tmp_path / "hf" / "tokenizer.json").write_text('{"model": {"type": "BPE"}}', encoding="utf-8")
-    with pytest.raises(ValueError, match="not a tinyllm character tokenizer"):
-        load_tokenizer(tmp_path / "hf")
-    with pytest.raises(TypeError, match="CharTokenizer or a BPETokenizer"):
-        save_tokenizer("abc", tmp_path)
+def test_data_re_exports_the_tokenizer_files():
+    import tinyllm.tokenizer
+
+    assert CharTokenizer is tinyllm.tokenizer.CharTokenizer
+    assert load_tokenizer is tinyllm.tokenizer.load_tokenizer and save_tokenizer is tinyllm.tokenizer.save_tokenizer
 
 
 def test_bpe_tokenizer_build_save_load_encode(tmp_path):
@@ -314,7 +247,7 @@ def test_bpe_tokenizer_build_save_load_encode(tmp_path):
     ids = encode_corpus(text, again)
     assert ids.dtype == np.uint16 and ids.tolist() == tok.encode_ordinary(text)
     assert len(ids) < len(text) and again.decode(ids.tolist()) == text
-    with pytest.raises(FileExistsError, match="BPE tokenizer"):
+    with pytest.raises(FileExistsError, match=r"already holds a BPETokenizer \(tokenizer.tiktoken\)"):
         save_tokenizer(CharTokenizer.from_text("abc"), tmp_path)
 
 
@@ -331,7 +264,7 @@ def test_encode_corpus_checks_the_range():
     tok = CharTokenizer.from_text("ab")
     assert encode_corpus("abba", tok).tolist() == [0, 1, 1, 0] and encode_corpus("a", tok).dtype == np.uint16
 
-    class Liar:  # a tokenizer that returns an id outside its own vocabulary
+    class Liar(Tokenizer):  # a tokenizer that returns an id outside its own vocabulary
         vocab_size = 2
 
         def encode_ordinary(self, text):

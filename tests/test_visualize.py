@@ -1,5 +1,6 @@
-"""The token visualizer: labels of partial UTF-8 and control bytes, HTML escaping, the standalone page,
-the figure, and `tinyllm tokenize` (CLI through tinyllm.cli.main)."""
+"""The token view (tinyllm/tokenizer/visualize.py): labels of partial UTF-8 and control bytes, HTML
+escaping, the standalone page, the figure; and `tinyllm tokenize` (tinyllm/viz/tokens.py, run through
+tinyllm.cli.main)."""
 
 import io
 import re
@@ -9,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from tinyllm.cli import main
-from tinyllm.data import CharTokenizer
-from tinyllm.tokenizer import BPETokenizer
-from tinyllm.tokenizer.visualize import (
-    TokenSpan, plot_token_map, token_label, use_color, visualize, visualize_ids, xterm_rgb,
-)
+from tinyllm.tokenizer import BPETokenizer, CharTokenizer
+from tinyllm.tokenizer.visualize import TokenSpan, plot_token_map, token_label, visualize, visualize_ids, xterm_rgb
+from tinyllm.viz.tokens import use_color
 from shared_data import data_file
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -117,7 +116,7 @@ def test_a_char_view_has_one_span_per_character():
     tok = CharTokenizer.from_text("hello wörld")
     view = visualize(tok, "wörld")
     assert [t.label for t in view.tokens] == list("wörld")
-    assert view.ids == tok.encode("wörld") and view.name == "CharTokenizer"
+    assert view.ids == tok.encode("wörld") == tok.visualize("wörld").ids and view.name == "CharTokenizer"
     assert view.summary() == "5 tokens, 6 bytes, 1.20 bytes/token (CharTokenizer, vocab 9)"
 
 
@@ -135,7 +134,7 @@ def test_visualize_ids_checks_its_ids(bpe):
     assert visualize_ids(bpe, bpe.encode("Hello")).ids == bpe.encode("Hello")
     with pytest.raises(ValueError, match=r"\[0, vocab_size=280\), got 280"):
         visualize_ids(bpe, [1, 280])
-    with pytest.raises(TypeError, match="BPETokenizer or a CharTokenizer"):
+    with pytest.raises(TypeError, match=r"expected a Tokenizer \(BPETokenizer, CharTokenizer\), got object"):
         visualize_ids(object(), [1])
     with pytest.raises(TypeError, match="str"):
         visualize(bpe, b"bytes")

@@ -5,21 +5,22 @@
     x, y = ds.get_batch("train", 12, 64, np.random.default_rng(0))   # int64 (12, 64) each
 
 Modules: ``registry`` (download + sha256 + cache, load_text), ``stories`` (the
-synthetic story grammar), ``char`` (CharTokenizer), ``dataset`` (token arrays,
-.bin files, split, batches, tokenizer save/load), ``tasks`` (toy copy / reverse / sort
-sequences, scored on the answer tokens only).
+synthetic story grammar), ``dataset`` (build_tokenizer, token arrays, .bin files,
+split, batches), ``tasks`` (toy copy / reverse / sort sequences, scored on the
+answer tokens only). The tokenizers and their files live in tinyllm.tokenizer;
+CharTokenizer, load_tokenizer and save_tokenizer are re-exported here.
 """
 
-from tinyllm.data.char import CharTokenizer
 from tinyllm.data.dataset import (
-    TokenDataset, build_tokenizer, check_tokens, encode_corpus, encode_text, get_batch, load_tokenizer, load_tokens,
-    prepare_data, save_tokenizer, save_tokens, split_tokens, token_dtype,
+    TokenDataset, build_tokenizer, check_tokens, encode_corpus, encode_text, get_batch, load_tokens,
+    prepare_data, save_tokens, split_tokens, token_dtype,
 )
 from tinyllm.data.registry import (
     CORPORA, ChecksumError, Corpus, DataError, DownloadError, available_corpora, cache_dir, corpus_path,
     load_text, sha256_file,
 )
 from tinyllm.data.stories import generate_stories
+from tinyllm.tokenizer import CharTokenizer, load_tokenizer, save_tokenizer
 
 __all__ = [
     "CORPORA", "CharTokenizer", "ChecksumError", "Corpus", "DataError", "DownloadError", "TokenDataset",

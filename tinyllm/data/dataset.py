@@ -21,10 +21,11 @@ Token arrays too big for memory live in a ``.bin`` file of raw little-endian ids
 "vocab_size": V}); ``load_tokens`` memory-maps it, so a batch reads only the
 pages its windows touch.
 
-Tokenizers: ``build_tokenizer("char", text)`` (CharTokenizer) or
-``build_tokenizer("bpe:512", text)`` (tinyllm.tokenizer.BPETokenizer trained with
-GPT-2's split pattern), saved in a folder as ``tokenizer.json`` (char) or
-``tokenizer.tiktoken`` + its sidecar (BPE).
+Tokenizers: ``build_tokenizer("char", text)`` (a CharTokenizer) or
+``build_tokenizer("bpe:512", text)`` (a BPETokenizer trained with GPT-2's split
+pattern); any tinyllm.tokenizer.Tokenizer encodes a corpus here. Saving and
+loading them in a run folder is tinyllm.tokenizer's (save_tokenizer,
+load_tokenizer), re-exported by tinyllm.data.
 """
 
 from __future__ import annotations
@@ -37,10 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyllm.serialization import write_atomic
-from tinyllm.data.char import CharTokenizer
+from tinyllm.tokenizer import BPETokenizer, CharTokenizer, Tokenizer
 
-CHAR_FILE = "tokenizer.json"
-BPE_FILE = "tokenizer.tiktoken"
 TOKENS_FORMAT = "tinyllm.tokens"
 TOKENS_VERSION = 1
 BPE_MIN_VOCAB = 256  # byte-level BPE starts from the 256 single bytes
@@ -48,20 +47,7 @@ BPE_MIN_VOCAB = 256  # byte-level BPE starts from the 256 single bytes
 # ----------------------------------------------------------------------------- tokenizers
 
 
-def _bpe_class():
-    from tinyllm.tokenizer import BPETokenizer  # lazy: importing it may set up Numba kernels
-
-    return BPETokenizer
-
-
-def _is_bpe(tok) -> bool:
-    try:
-        return isinstance(tok, _bpe_class())
-    except ImportError:  # no BPE in this install: tok cannot be one
-        return False
-
-
-def build_tokenizer(spec: str, text: str, *, progress: bool = False):
+def build_tokenizer(spec: str, text: str, *, progress: bool = False) -> Tokenizer:
     """A tokenizer fitted to `text`: "char" -> CharTokenizer, "bpe:VOCAB" -> a BPETokenizer of VOCAB ids."""
     if spec == "char":
         return CharTokenizer.from_text(text)
@@ -74,63 +60,16 @@ def build_tokenizer(spec: str, text: str, *, progress: bool = False):
         if vocab_size is None or vocab_size < BPE_MIN_VOCAB:
             raise ValueError(f"tokenizer {spec!r}: the BPE vocabulary size must be an integer >= "
                              f"{BPE_MIN_VOCAB} (the single bytes), e.g. 'bpe:512'")
-        return _bpe_class().train(text, vocab_size, pattern="gpt2", progress=progress)
+        return BPETokenizer.train(text, vocab_size, pattern="gpt2", progress=progress)
     raise ValueError(f"unknown tokenizer {spec!r}; use 'char' or 'bpe:VOCAB' (e.g. 'bpe:512')")
 
 
-def _is_char_json(path: Path) -> bool:
-    """True for our CharTokenizer JSON (a Hugging Face tokenizer.json is not ours)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("format") == "tinyllm.char"
-    except (OSError, ValueError, AttributeError):
-        return False
+def encode_text(tok: Tokenizer, text: str) -> list[int]:
+    """A prompt's ids: tok.encode_ordinary(text), so special-token text is read as plain text.
 
-
-def save_tokenizer(tok, out_dir: str | os.PathLike) -> Path:
-    """Save `tok` in a folder: CharTokenizer -> out_dir/tokenizer.json, BPE -> out_dir/tokenizer.tiktoken."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    char_path, bpe_path = out_dir / CHAR_FILE, out_dir / BPE_FILE
-    if isinstance(tok, CharTokenizer):
-        if bpe_path.exists():
-            raise FileExistsError(f"{out_dir} already holds a BPE tokenizer ({BPE_FILE}); save the character "
-                                  f"tokenizer in a fresh folder or delete that file first")
-        return tok.save(char_path)
-    if _is_bpe(tok):
-        if _is_char_json(char_path):
-            raise FileExistsError(f"{out_dir} already holds a character tokenizer ({CHAR_FILE}); save the BPE "
-                                  f"tokenizer in a fresh folder or delete that file first")
-        tok.save(bpe_path)
-        return bpe_path
-    raise TypeError(f"save_tokenizer expects a CharTokenizer or a BPETokenizer, got {type(tok).__name__}")
-
-
-def load_tokenizer(path: str | os.PathLike):
-    """The tokenizer saved in a folder (or the tokenizer file itself) by save_tokenizer."""
-    path = Path(path)
-    if path.is_file():
-        return _bpe_class().load(path) if path.suffix == ".tiktoken" else CharTokenizer.load(path)
-    char_path, bpe_path = path / CHAR_FILE, path / BPE_FILE
-    has_char, has_bpe = _is_char_json(char_path), bpe_path.is_file()
-    if has_char and has_bpe:
-        raise ValueError(f"{path} holds both a character tokenizer ({CHAR_FILE}) and a BPE one ({BPE_FILE}); "
-                         f"pass the file you mean to load_tokenizer")
-    if has_char:
-        return CharTokenizer.load(char_path)
-    if has_bpe:
-        return _bpe_class().load(bpe_path)
-    if char_path.is_file():
-        raise ValueError(f"{char_path} is not a tinyllm character tokenizer (no \"format\": \"tinyllm.char\")")
-    raise FileNotFoundError(f"no tokenizer in {path}: expected {CHAR_FILE} (character) or {BPE_FILE} (BPE)")
-
-
-def encode_text(tok, text: str) -> list[int]:
-    """A prompt's ids with any tokenizer: a BPE reads special-token text as plain text (encode_ordinary).
-
-    A character the tokenizer cannot encode raises its own error (KeyError or ValueError).
+    A character the tokenizer cannot encode raises its own error (ValueError).
     """
-    encode = getattr(tok, "encode_ordinary", tok.encode)
-    return list(encode(text))
+    return list(tok.encode_ordinary(text))
 
 
 # ----------------------------------------------------------------------------- token arrays
@@ -159,12 +98,9 @@ def check_tokens(tokens: np.ndarray, vocab_size: int) -> None:
                          f"at position {pos}")
 
 
-def encode_corpus(text: str, tok) -> np.ndarray:
-    """All of `text` as one 1-D token array in token_dtype(tok.vocab_size)."""
-    if isinstance(tok, CharTokenizer):
-        ids = tok.encode_array(text)
-    else:
-        ids = np.asarray(tok.encode_ordinary(text), dtype=np.int64)
+def encode_corpus(text: str, tok: Tokenizer) -> np.ndarray:
+    """All of `text` as one 1-D token array in token_dtype(tok.vocab_size) (tok.encode_ordinary_array)."""
+    ids = tok.encode_ordinary_array(text)
     check_tokens(ids, tok.vocab_size)
     return ids.astype(token_dtype(tok.vocab_size))
 

@@ -1,6 +1,6 @@
 """BPETokenizer: a byte-level BPE vocabulary you can train, encode with, save, and hand to tiktoken.
 
-The pieces (each file teaches one):
+It implements the Tokenizer interface (base.py). The pieces (each file teaches one):
     patterns.py    how text is cut into pre-tokens before BPE
     reference.py   training in plain Python;  train.py  the same in Numba
     encoder.py     encoding with the ranks, exactly as tiktoken does
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import rankfile
+from .base import Tokenizer, check_token_id
 from .patterns import resolve_pattern
 
 # A pattern that matches a whole text: what tiktoken needs for "no pre-split" (pattern None).
@@ -41,8 +42,11 @@ WHOLE_TEXT_PATTERN = r"[\s\S]+"
 _UNSET = object()
 
 
-class BPETokenizer:
+class BPETokenizer(Tokenizer):
     """Byte-level BPE: ranks (bytes -> id), a split pattern, special tokens (str -> id)."""
+
+    format = rankfile.FORMAT              # the "format" of its JSON sidecar
+    file_name = "tokenizer.tiktoken"      # + tokenizer.tiktoken.json in a run folder
 
     def __init__(self, ranks: dict[bytes, int], pattern: str | None = "gpt2", special_tokens: dict[str, int] | None = None,
                  name: str = "tinyllm-bpe", validate: bool = True):
@@ -93,10 +97,9 @@ class BPETokenizer:
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes of one token (a special token's as UTF-8). token_bytes(256) -> b" t" for example."""
         table = self._table()
-        if isinstance(token_id, bool) or not isinstance(token_id, (int, np.integer)):
-            raise TypeError(f"a token id must be an int, got {type(token_id).__name__}")
-        if not 0 <= token_id < len(table) or table[token_id] is None:
-            raise ValueError(f"no token with id {token_id} (vocab_size={self.vocab_size})")
+        token_id = check_token_id(token_id, len(table))
+        if table[token_id] is None:
+            raise ValueError(f"no token with id {token_id}: an unused id in this vocabulary (vocab_size={self.vocab_size})")
         return table[token_id]
 
     def _table(self) -> list:
@@ -120,6 +123,10 @@ class BPETokenizer:
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of text with no special-token handling (a special token's string is plain text)."""
         return self._enc().encode_ordinary(_check_text(text))
+
+    def encode_ordinary_array(self, text: str) -> np.ndarray:
+        """encode_ordinary(text) as a uint32 array, straight from the kernel (for a whole corpus)."""
+        return self._enc().encode_ordinary_array(_check_text(text))
 
     def encode(self, text: str, allowed_special=frozenset(), disallowed_special="all") -> list[int]:
         """Token ids of text, with tiktoken's rules for special tokens.
@@ -225,13 +232,6 @@ class BPETokenizer:
         replaces broken UTF-8 with U+FFFD; errors="strict" raises instead."""
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
-    def visualize(self, text: str, allowed_special="all"):
-        """Which chunk of text became which id: a TokenView (visualize.py) that prints colored spans
-        in a terminal, renders as HTML in Jupyter and writes a page with .to_html(path)."""
-        from .visualize import visualize
-
-        return visualize(self, text, allowed_special=allowed_special)
-
     # ---- tiktoken and files ---------------------------------------------------------------
     @classmethod
     def from_tiktoken(cls, encoding_or_rank_file, pattern=_UNSET, special_tokens: dict[str, int] | None = None,
@@ -275,9 +275,10 @@ class BPETokenizer:
         return tiktoken.Encoding(name or self.name, pat_str=self.pattern if self.pattern is not None else WHOLE_TEXT_PATTERN,
                                  mergeable_ranks=dict(self.ranks), special_tokens=dict(self.special_tokens))
 
-    def save(self, path) -> None:
-        """Write the rank file at path (e.g. OUT/tokenizer.tiktoken) and its JSON sidecar next to it."""
+    def save(self, path) -> Path:
+        """Write the rank file at path (e.g. OUT/tokenizer.tiktoken) and its JSON sidecar next to it; returns path."""
         rankfile.save(path, self.ranks, self.pattern, self.special_tokens)
+        return Path(path)
 
     @classmethod
     def load(cls, path) -> "BPETokenizer":

@@ -5,8 +5,8 @@ byte string the merges built, so one character can be several tokens and a
 token can end in the middle of a character. This file shows that cut three
 ways, all from one ``TokenView``:
 
-    view = visualize(tok, "Hello wörld")        # tok: a BPETokenizer or a CharTokenizer
-    print(view.to_terminal(color=False))        # the terminal (tinyllm tokenize ...)
+    view = visualize(tok, "Hello wörld")        # tok: any Tokenizer (BPETokenizer, CharTokenizer)
+    print(view.to_terminal(color=False))        # the terminal (`tinyllm tokenize`, tinyllm/viz/tokens.py)
     view                                        # in Jupyter: _repr_html_, hover a token for its id and bytes
     view.to_html("tokens.html")                 # a standalone page
     plot_token_map([view])                      # a matplotlib figure (the docs' pictures)
@@ -34,8 +34,6 @@ are (``allowed_special="all"``), in bold.
 from __future__ import annotations
 
 import html
-import os
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,41 +201,32 @@ class TokenView:
 
 # ----------------------------------------------------------------------------- building a view
 
-def _is_bpe(tok) -> bool:
-    return hasattr(tok, "token_bytes") and hasattr(tok, "special_tokens")
-
-
-def _token_bytes(tok, token_id: int) -> bytes:
-    if _is_bpe(tok):
-        return tok.token_bytes(token_id)
-    # a CharTokenizer: one character per id; surrogatepass keeps a lone surrogate (shown as its bytes)
-    return tok.chars[token_id].encode("utf-8", "surrogatepass")
-
-
 def visualize_ids(tok, ids) -> TokenView:
-    """The view of a sequence of token ids (e.g. what a model generated) under tokenizer tok."""
-    specials = set(tok.special_tokens.values()) if _is_bpe(tok) else set()
-    name = getattr(tok, "name", None) or type(tok).__name__
-    if not _is_bpe(tok) and not hasattr(tok, "chars"):
-        raise TypeError(f"expected a BPETokenizer or a CharTokenizer, got {type(tok).__name__}")
+    """The view of a sequence of token ids (e.g. what a model generated) under tok, a Tokenizer (base.py).
+
+    Each span holds tok.token_bytes(id); ids in tok.special_tokens are marked special.
+    """
+    try:
+        specials, vocab_size, name = set(tok.special_tokens.values()), tok.vocab_size, tok.name
+    except AttributeError as e:  # subtle: base.py imports this file, so the interface is used, not imported
+        raise TypeError(f"expected a Tokenizer (BPETokenizer, CharTokenizer), got {type(tok).__name__} ({e})") from None
     tokens = []
     for i in ids:
         i = int(i)
-        if not 0 <= i < tok.vocab_size:
-            raise ValueError(f"expected token ids in [0, vocab_size={tok.vocab_size}), got {i}")
-        tokens.append(TokenSpan(i, _token_bytes(tok, i), i in specials))
-    return TokenView(tokens, name=name, vocab_size=tok.vocab_size)
+        if not 0 <= i < vocab_size:
+            raise ValueError(f"expected token ids in [0, vocab_size={vocab_size}), got {i}")
+        tokens.append(TokenSpan(i, tok.token_bytes(i), i in specials))
+    return TokenView(tokens, name=name, vocab_size=vocab_size)
 
 
 def visualize(tok, text: str, allowed_special="all") -> TokenView:
-    """Encode text with tok (BPE: special tokens in the text become special ids) and return its TokenView.
+    """Encode text with tok (special tokens in the text become special ids) and return its TokenView.
 
     visualize(BPETokenizer.gpt2(), "Hello world").ids -> [15496, 995]
     """
     if not isinstance(text, str):
         raise TypeError(f"expected text as str, got {type(text).__name__}")
-    ids = tok.encode(text, allowed_special=allowed_special) if _is_bpe(tok) else tok.encode(text)
-    return visualize_ids(tok, ids)
+    return visualize_ids(tok, tok.encode(text, allowed_special=allowed_special))
 
 
 # ----------------------------------------------------------------------------- the figure
@@ -298,76 +287,3 @@ def plot_token_map(views, titles=None, width: int = 64, fontsize: float = 10.0, 
             warnings.filterwarnings("ignore", message="Glyph .* missing from font")
             fig.savefig(path, dpi=150, bbox_inches="tight")
     return fig
-
-
-# ----------------------------------------------------------------------------- the command line
-
-def _gpt2_default_path() -> Path | None:
-    data_dir = os.environ.get("TINYLLM_DATA_DIR")
-    if data_dir and (Path(data_dir) / "gpt2.tiktoken").is_file():
-        return Path(data_dir) / "gpt2.tiktoken"
-    return None
-
-
-def load_cli_tokenizer(vocab=None, gpt2_ranks=None):
-    """The tokenizer `tinyllm tokenize` uses: --vocab (a tinyllm tokenizer file or run folder),
-    --gpt2-ranks (GPT-2's rank file), or with neither, GPT-2's ranks from $TINYLLM_DATA_DIR/gpt2.tiktoken."""
-    from tinyllm.tokenizer.bpe import BPETokenizer
-
-    if vocab is not None:
-        from tinyllm.data import load_tokenizer
-
-        path = Path(vocab)
-        if not path.exists():
-            raise FileNotFoundError(f"--vocab {vocab}: no such file or folder; pass a tokenizer.tiktoken or "
-                                    f"tokenizer.json written by tinyllm, or a run folder holding one")
-        return load_tokenizer(path)
-    if gpt2_ranks is None:
-        gpt2_ranks = _gpt2_default_path()
-        if gpt2_ranks is None:
-            raise FileNotFoundError("no tokenizer given: pass --vocab FILE (a tinyllm tokenizer.tiktoken or "
-                                    "tokenizer.json, or a run folder) or --gpt2-ranks FILE (GPT-2's gpt2.tiktoken), "
-                                    "or set TINYLLM_DATA_DIR to a folder holding gpt2.tiktoken")
-    if not Path(gpt2_ranks).is_file():
-        raise FileNotFoundError(f"--gpt2-ranks {gpt2_ranks}: no such file; pass GPT-2's rank file gpt2.tiktoken")
-    return BPETokenizer.gpt2(gpt2_ranks)
-
-
-def _read_text(arg: str) -> str:
-    if arg != "-":
-        return arg
-    buf = getattr(sys.stdin, "buffer", None)
-    if buf is None:
-        return sys.stdin.read()
-    data = buf.read()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"standard input is not UTF-8: byte 0x{data[e.start]:02X} at offset {e.start} "
-                         f"({e.reason}); convert it first, e.g. with iconv -t UTF-8") from None
-
-
-def use_color(no_color: bool = False, stream=None) -> bool:
-    """Colors only on a terminal, and not with --no-color or the NO_COLOR environment variable (no-color.org)."""
-    stream = sys.stdout if stream is None else stream
-    isatty = getattr(stream, "isatty", None)
-    return not no_color and "NO_COLOR" not in os.environ and bool(isatty and isatty())
-
-
-def tokenize_command(args) -> int:
-    """`tinyllm tokenize TEXT [--vocab FILE | --gpt2-ranks FILE] [--html FILE] [--no-color]`: 0, or 2 on an error."""
-    try:
-        tok = load_cli_tokenizer(getattr(args, "vocab", None), getattr(args, "gpt2_ranks", None))
-        view = visualize(tok, _read_text(args.text))
-    except (OSError, ValueError) as e:  # RankFileError and UnicodeDecodeError are ValueErrors
-        print(f"tinyllm tokenize: {e}", file=sys.stderr)
-        return 2
-    print(view.to_terminal(color=use_color(getattr(args, "no_color", False))))
-    if getattr(args, "html", None):
-        try:
-            path = view.to_html(args.html)
-        except OSError as e:
-            print(f"tinyllm tokenize: cannot write {args.html}: {e}", file=sys.stderr)
-            return 2
-        print(f"wrote {path}")
-    return 0

@@ -1,4 +1,4 @@
-"""Character-level tokenization: one token per Unicode character of the training text.
+"""CharTokenizer: one token per Unicode character of the training text (a Tokenizer, base.py).
 
 The simplest tokenizer there is, and the one char-rnn and nanoGPT's Shakespeare
 recipe use. The vocabulary is the sorted set of characters seen in the training
@@ -17,15 +17,19 @@ Worked example::
     [1, 3, 2, 0]
     >>> tok.decode([1, 0, 2, 2, 3])
     'hello'
+    >>> tok.token_bytes(3), tok.special_tokens
+    (b'o', {})
 
 A character outside the vocabulary has no id: encoding it is an error that names
-the character and where it is, never a silent <unk>. Saved as JSON (never pickle):
+the character and where it is, never a silent <unk>. There are no special tokens,
+so ``encode`` is ``encode_ordinary``. Saved as JSON (never pickle), in a run
+folder as ``tokenizer.json``:
 
     {"format": "tinyllm.char", "version": 1, "chars": ["e", "h", "l", "o"]}
 
-``encode`` is the reference; ``encode_array`` does the same lookup in NumPy
-(binary search over the sorted code points) for whole corpora, and the tests
-check they agree.
+``encode_ordinary`` is the reference; ``encode_ordinary_array`` does the same
+lookup in NumPy (binary search over the sorted code points) for whole corpora,
+and the tests check they agree.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ import numpy as np
 
 from tinyllm.serialization import write_atomic
 
+from .base import Tokenizer, check_token_id
+
 FORMAT = "tinyllm.char"
 FORMAT_VERSION = 1
 
@@ -46,8 +52,12 @@ def _describe(ch: str) -> str:
     return f"{ch!r} (U+{ord(ch):04X})"
 
 
-class CharTokenizer:
+class CharTokenizer(Tokenizer):
     """A vocabulary of single characters; ids are positions in the sorted list."""
+
+    name = "CharTokenizer"
+    format = FORMAT
+    file_name = "tokenizer.json"
 
     def __init__(self, chars):
         chars = tuple(chars)
@@ -61,7 +71,7 @@ class CharTokenizer:
             raise ValueError("a CharTokenizer needs at least one character; the training text was empty")
         self.chars = chars
         self.stoi = {c: i for i, c in enumerate(chars)}
-        # sorted code points, for encode_array's binary search (same order as chars)
+        # sorted code points, for encode_ordinary_array's binary search (same order as chars)
         self._codes = np.fromiter((ord(c) for c in chars), dtype=np.int64, count=len(chars))
 
     @classmethod
@@ -74,6 +84,11 @@ class CharTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.chars)
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """Always {}: a character tokenizer has no special tokens."""
+        return {}
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
@@ -93,8 +108,10 @@ class CharTokenizer:
             f"(CharTokenizer.from_text) or remove it from the input"
         )
 
-    def encode(self, text: str) -> list[int]:
+    def encode_ordinary(self, text: str) -> list[int]:
         """The reference encoder: one dict lookup per character -> list of ids."""
+        if not isinstance(text, str):
+            raise TypeError(f"expected text as str, got {type(text).__name__}")
         stoi = self.stoi
         try:
             return [stoi[c] for c in text]
@@ -102,12 +119,18 @@ class CharTokenizer:
             ch = e.args[0]
             raise self._unknown(ch, text.index(ch)) from None
 
-    def encode_array(self, text: str) -> np.ndarray:
-        """The same ids as ``encode`` as an int64 array, vectorized (for a whole corpus).
+    def encode(self, text: str, allowed_special=frozenset(), disallowed_special="all") -> list[int]:
+        """encode_ordinary(text): with no special tokens, allowed_special and disallowed_special select none."""
+        return self.encode_ordinary(text)
+
+    def encode_ordinary_array(self, text: str) -> np.ndarray:
+        """The same ids as ``encode_ordinary`` as an int64 array, vectorized (for a whole corpus).
 
         codes = the text's code points; ids = searchsorted(vocab codes, codes); an id
         whose vocab code differs from the text's code is an unknown character.
         """
+        if not isinstance(text, str):
+            raise TypeError(f"expected text as str, got {type(text).__name__}")
         # subtle: UTF-32 gives one 4-byte unit per code point (no surrogate pairs), the same
         # units Python's str indexes; surrogatepass keeps lone surrogates instead of failing.
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.int64)
@@ -119,11 +142,10 @@ class CharTokenizer:
             raise self._unknown(text[pos], pos)
         return ids
 
-    def visualize(self, text: str):
-        """A TokenView of `text`: colored spans in a terminal, HTML in Jupyter (tinyllm.tokenizer.visualize)."""
-        from tinyllm.tokenizer.visualize import visualize
-
-        return visualize(self, text)
+    def token_bytes(self, token_id: int) -> bytes:
+        """The UTF-8 of the character with this id: token_bytes(i) = chars[i].encode("utf-8")."""
+        # subtle: surrogatepass, so a lone surrogate in the vocabulary (a str can hold one) has bytes too
+        return self.chars[check_token_id(token_id, self.vocab_size)].encode("utf-8", "surrogatepass")
 
     def decode(self, ids) -> str:
         """Ids (a list or an integer array) -> the text; an id outside [0, vocab_size) is an error."""
@@ -156,7 +178,8 @@ class CharTokenizer:
         return cls(d["chars"])
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the vocabulary as JSON; returns the path. Written to a temporary file, then renamed."""
+        """Write the vocabulary as JSON at path (a run folder's is tokenizer.json); returns the path.
+        Written to a temporary file, then renamed."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # subtle: ensure_ascii escapes every non-ASCII character as \uXXXX, so even a lone
@@ -166,6 +189,7 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CharTokenizer":
+        """The tokenizer save wrote at path."""
         path = Path(path)
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
