@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from tinyllm import backend
 from tinyllm.function import Function
 from tinyllm.functional import kernels
+from tinyllm.functional.kernels import HALF, ONE, TWO, contiguous, erf32, exp32, f32, split, ufunc
 from tinyllm.functional._util import as_tensor
 from tinyllm.ops import relu
 
@@ -105,12 +108,78 @@ def _silu_reference(x, grad_out=None):
     return d
 
 
+# ----------------------------------------------------------------------------- the host kernels (float32 ufuncs; checked against the reference above)
+
+
+_SQRT1_2_32, _INV_SQRT_2PI_32 = f32(0.7071067811865476), f32(0.3989422804014327)
+_K0_32, _K1_32 = f32(0.7978845608028654), f32(0.044715)  # sqrt(2/pi), the tanh-GELU cubic
+_3K1_32 = f32(3 * 0.044715)
+
+
+@ufunc(["float32(float32)"])
+def gelu32(v):
+    """x Φ(x) = ½x(1 + erf(x/√2))."""
+    return HALF * v * (ONE + erf32(v * _SQRT1_2_32))
+
+
+@ufunc(["float32(float32, float32)"])
+def gelu32_backward(v, g):
+    """g · (Φ(x) + x φ(x))."""
+    cdf = HALF * (ONE + erf32(v * _SQRT1_2_32))
+    pdf = exp32(-HALF * v * v) * _INV_SQRT_2PI_32
+    return g * (cdf + v * pdf)
+
+
+@ufunc(["float32(float32)"])
+def gelu_tanh32(v):
+    """½x(1 + tanh u) = x σ(2u), u = √(2/π)(x + 0.044715x³): no 1 + tanh cancellation for x < 0."""
+    return v / (ONE + exp32(-TWO * _K0_32 * (v + _K1_32 * v * v * v)))
+
+
+@ufunc(["float32(float32, float32)"])
+def gelu_tanh32_backward(v, g):
+    """g · (σ + 2xσ(1 - σ)·√(2/π)(1 + 3·0.044715x²)), σ = σ(2u)."""
+    s = ONE / (ONE + exp32(-TWO * _K0_32 * (v + _K1_32 * v * v * v)))
+    return g * (s + TWO * v * s * (ONE - s) * _K0_32 * (ONE + _3K1_32 * v * v))
+
+
+@ufunc(["float32(float32)"])
+def silu32(v):
+    """x σ(x)."""
+    return v / (ONE + exp32(-v))
+
+
+@ufunc(["float32(float32, float32)"])
+def silu32_backward(v, g):
+    """g · σ(x)(1 + x(1 - σ(x)))."""
+    s = ONE / (ONE + exp32(-v))
+    return g * s * (ONE + v * (ONE - s))
+
+
+_ELEMENTWISE = {"gelu": (gelu32, gelu32_backward), "gelu_tanh": (gelu_tanh32, gelu_tanh32_backward),
+                "silu": (silu32, silu32_backward)}
+
+
+def activation_kernel(name, x, grad_out=None):
+    """name(x), or with grad_out the input gradient grad_out * name'(x); name in gelu, gelu_tanh, silu."""
+    forward, backward = _ELEMENTWISE[name]
+    shape = x.shape
+    x = contiguous(x).reshape(-1)
+    out = np.empty_like(x)
+    if grad_out is None:
+        split(lambda a, b: forward(x[a:b], out=out[a:b]), x.size, x.size)
+    else:
+        g = contiguous(grad_out).reshape(-1)
+        split(lambda a, b: backward(x[a:b], g[a:b], out=out[a:b]), x.size, x.size)
+    return out.reshape(shape)
+
+
 _REFERENCE = {"gelu": _gelu_reference, "gelu_tanh": _gelu_tanh_reference, "silu": _silu_reference}
 
 
 def _apply(name, x, grad_out=None):
     if kernels.usable(x, grad_out):
-        return kernels.activation(name, x, grad_out)
+        return activation_kernel(name, x, grad_out)
     return _REFERENCE[name](x, grad_out)
 
 

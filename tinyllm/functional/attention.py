@@ -34,7 +34,7 @@ from tinyllm.function import Function
 from tinyllm.functional import kernels
 from tinyllm.functional._util import as_tensor
 from tinyllm.functional.dropout import dropout_mask
-from tinyllm.functional.softmax import softmax_backward
+from tinyllm.functional.softmax import softmax_backward, softmax_rows_
 from tinyllm.tensor import Tensor
 
 
@@ -42,7 +42,7 @@ def _masked_softmax_(scores, is_causal):
     """softmax over the last dim, in place; causal rows see keys j <= i; all-masked rows give 0."""
     L, S = scores.shape[-2:]
     if kernels.usable(scores) and scores.size > 0 and scores.flags.c_contiguous:
-        kernels.softmax_rows_(scores.reshape(-1, S), causal_L=L if is_causal else 0, zero_empty=True)
+        softmax_rows_(scores.reshape(-1, S), causal_L=L if is_causal else 0, zero_empty=True)
         return scores
     xp = backend.of(scores)
     neg_inf = scores.dtype.type(-np.inf)

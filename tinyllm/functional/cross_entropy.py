@@ -30,6 +30,7 @@ import numpy as np
 from tinyllm import backend
 from tinyllm.function import Function
 from tinyllm.functional import kernels
+from tinyllm.functional.kernels import contiguous, exp32, f32, kernel
 from tinyllm.functional._util import as_tensor, raw
 from tinyllm.functional.softmax import log_softmax_forward, max_logsum
 from tinyllm.tensor import Tensor
@@ -42,6 +43,27 @@ def _reduce(loss, reduction, count):
         return loss
     total = loss.sum()
     return total if reduction == "sum" else total / count
+
+
+# ----------------------------------------------------------------------------- the host kernel of the backward (float32 rows)
+
+
+@kernel
+def _cross_entropy_backward_rows(x, m, logs, target, scale, confidence, smooth, out):
+    M, N = x.shape
+    for r in range(M):
+        s, mr, lr = scale[r], m[r], logs[r]
+        sub = smooth * s
+        for j in range(N):
+            out[r, j] = exp32((x[r, j] - mr) - lr) * s - sub
+        out[r, target[r]] -= confidence * s
+
+
+def cross_entropy_backward_rows(x, m, logs, target, scale, confidence, smooth):
+    """grad[r] = (softmax(x[r]) - q[r]) * scale[r], q = confidence·onehot(target) + smooth."""
+    out = np.empty_like(x)
+    _cross_entropy_backward_rows(contiguous(x), m, logs, contiguous(target), scale, f32(confidence), f32(smooth), out)
+    return out
 
 
 class CrossEntropy(Function):
@@ -86,7 +108,7 @@ class CrossEntropy(Function):
             g = grad_out / xp.maximum(count, 1) if ctx.reduction == "mean" else grad_out
             scale = xp.where(valid, g, x.dtype.type(0))  # (M,)
         if kernels.usable(x, m, scale):
-            return kernels.cross_entropy_backward_rows(x, m[:, 0], logs[:, 0], t, scale, 1 - eps, eps / C), None
+            return cross_entropy_backward_rows(x, m[:, 0], logs[:, 0], t, scale, 1 - eps, eps / C), None
         grad_x = x - m
         grad_x -= logs
         grad_x = xp.exp(grad_x)  # p

@@ -1,22 +1,27 @@
-"""Host kernels: the fast path of the fused ops, compiled by Numba.
+"""The shared machinery of the host kernels: what every fused op's Numba fast path is built from.
 
 Each fused op in this package is *defined* by its reference code, written
-against the inputs' own array module (``xp = backend.of(x)``) so that it runs
-on NumPy, CuPy and the strict test device. This file holds the same math a
+against the inputs' own array module (``xp = backend.of(x)``) so that it runs on
+NumPy, CuPy and the strict test device. Its file then holds the same math a
 second time, as loops that Numba compiles to SIMD machine code (minitorch's
-lesson: jit the helper the reader already understood); the tests check each
-kernel against its reference.
+lesson: jit the helper the reader already understood), and the tests check the
+kernel against the reference. This file holds only what those kernels share:
 
-Elementwise ops are Numba ufuncs (``numba.vectorize``), row-wise ones (softmax,
-norms, cross-entropy) loops over rows. They beat NumPy for two reasons:
+    kernel, inline, ufunc   the Numba decorators (fast math, on-disk cache, no GIL)
+    split, num_threads      one thread pool that runs a kernel over row ranges
+    usable, disabled        when the fast path applies (float32 NumPy), and a switch for the tests
+    exp32, erf32            e^x and erf as float32 polynomials that LLVM vectorises
+    ZERO, HALF, ONE, TWO    float32 constants (a Python float would make Numba compute in float64)
+
+Kernels beat NumPy for two reasons:
 
   * one pass over memory: a row's max, exps, sum and scaling happen while the
     row sits in cache, where NumPy makes five passes and three temporaries;
   * exp and erf are written as polynomials (Cephes ``expf``; the rational erf
     of Eigen/XLA) that LLVM vectorises, where libm's are scalar calls.
 
-The ops call them only for float32 NumPy arrays (``usable``); float64, the
-strict device and CuPy take the reference path.
+The kernels themselves live beside their references: softmax.py, cross_entropy.py,
+activations.py, norms.py, embedding.py.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import numpy as np
 # subtle: fast math allows reassociation (vectorised sums), FMA and approximate
 # functions, but not 'nnan'/'ninf': masked attention scores are -inf and must
 # give exactly 0 after exp, and a NaN must stay a NaN.
-_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # subtle: no parallel=True / prange. The matrix products between kernels run on
 # BLAS's thread pool; Numba's OpenMP pool keeps spinning after each kernel and
 # stalls the next BLAS call for a scheduler tick on a busy 2-core machine (a GPT
@@ -41,7 +46,7 @@ _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # 56 ms / 540 ms with prange). Instead the kernels release the GIL (nogil) and
 # `split` below hands row ranges of a big array to a plain thread pool, whose
 # idle workers sleep.
-_kernel = functools.partial(numba.njit, fastmath=_FAST, cache=True, nogil=True)
+kernel = functools.partial(numba.njit, fastmath=FASTMATH, cache=True, nogil=True)
 
 
 # ----------------------------------------------------------------------------- threads
@@ -81,7 +86,7 @@ def split(fn, rows: int, size: int, multiple: int = 1) -> None:
     fn(*parts[0])  # this thread takes the first part
     for f in futures:
         f.result()
-_inline = functools.partial(numba.njit, inline="always", fastmath=_FAST, cache=True)
+inline = functools.partial(numba.njit, inline="always", fastmath=FASTMATH, cache=True)
 
 _enabled = contextvars.ContextVar("tinyllm_host_kernels", default=True)
 
@@ -103,21 +108,22 @@ def disabled():
         _enabled.reset(token)
 
 
-def _c(a):
+def contiguous(a):
+    """a as a C-contiguous array (the kernels index rows directly); no copy if it already is."""
     return np.ascontiguousarray(a)
 
 
 # ----------------------------------------------------------------------------- exp and erf in float32
 
 f32 = np.float32
-_ZERO, _HALF, _ONE, _TWO = f32(0.0), f32(0.5), f32(1.0), f32(2.0)
+ZERO, HALF, ONE, TWO = f32(0.0), f32(0.5), f32(1.0), f32(2.0)
 _EXP_LO, _EXP_HI = f32(-87.3), f32(88.72)
 _LOG2E, _LN2_HI, _LN2_LO = f32(1.4426950408889634), f32(0.693359375), f32(-2.12194440e-4)
 _P0, _P1, _P2 = f32(1.9875691500e-4), f32(1.3981999507e-3), f32(8.3334519073e-3)
 _P3, _P4, _P5 = f32(4.1665795894e-2), f32(1.6666665459e-1), f32(5.0000001201e-1)
 
 
-@_inline
+@inline
 def exp32(x):
     """e^x in float32 (Cephes expf): x = n·ln2 + r with |r| <= ln2/2, e^x = 2^n · e^r.
 
@@ -126,13 +132,13 @@ def exp32(x):
     and inf from x > 88.37 (a little early: e^88.7 is still finite, never needed here).
     """
     xc = min(max(x, _EXP_LO), _EXP_HI)
-    n = np.floor(xc * _LOG2E + _HALF)
+    n = np.floor(xc * _LOG2E + HALF)
     r = xc - n * _LN2_HI - n * _LN2_LO  # ln2 split in two so n·ln2 is exact
     p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
-    p = p * r * r + r + _ONE
+    p = p * r * r + r + ONE
     two_n = np.int32((np.int32(n) + np.int32(127)) << np.int32(23)).view(np.float32)
     y = p * two_n
-    return y if x >= _EXP_LO else (_ZERO if x < _EXP_LO else x)  # NaN falls through
+    return y if x >= _EXP_LO else (ZERO if x < _EXP_LO else x)  # NaN falls through
 
 
 _A1, _A3, _A5 = f32(-1.60960333262415e-02), f32(-2.95459980854025e-03), f32(-7.34990630326855e-04)
@@ -143,7 +149,7 @@ _B6, _B8 = f32(-2.13374055278905e-04), f32(-1.45660718464996e-05)
 _FOUR = f32(4.0)
 
 
-@_inline
+@inline
 def erf32(x):
     """erf in float32: x·p(x²)/q(x²) on [-4, 4] (Eigen/XLA's rational fit), ±1 outside.
 
@@ -168,362 +174,24 @@ class _LazyUfunc:
 
     def __call__(self, *args, **kwargs):
         if self._ufunc is None:
-            self._ufunc = numba.vectorize(self._signatures, fastmath=_FAST, cache=True)(self._fn)
+            self._ufunc = numba.vectorize(self._signatures, fastmath=FASTMATH, cache=True)(self._fn)
         return self._ufunc(*args, **kwargs)
 
 
-def _ufunc(signatures):
+def ufunc(signatures):
+    """Decorator: a float32 scalar function -> an elementwise Numba ufunc, compiled on first call."""
     return lambda fn: _LazyUfunc(signatures, fn)
 
 
-@_ufunc(["float32(float32)"])
+@ufunc(["float32(float32)"])
 def exp(x):
     """exp32 as a ufunc (the tests check it against np.exp)."""
     return exp32(x)
 
 
-@_ufunc(["float32(float32)"])
+@ufunc(["float32(float32)"])
 def erf(x):
     """erf32 as a ufunc (the tests check it against math.erf)."""
     return erf32(x)
 
 
-# ----------------------------------------------------------------------------- softmax over rows
-
-_NEG_INF = f32(-np.inf)
-
-
-@_kernel
-def _softmax_rows_(x, causal_L, zero_empty):
-    # row r: max, exps and their sum, then scale, all in place
-    M, N = x.shape
-    for r in range(M):
-        n = N if causal_L == 0 else min(r % causal_L + 1, N)  # causal: query i = r % L sees keys j <= i
-        m = _NEG_INF
-        for j in range(n):
-            m = max(m, x[r, j])
-        if zero_empty and m == _NEG_INF:
-            m = _ZERO  # every key masked: exps are all 0, the row becomes 0 (torch's SDPA)
-        s = _ZERO
-        for j in range(n):
-            e = exp32(x[r, j] - m)
-            x[r, j] = e
-            s += e
-        inv = _ONE / s if (s > _ZERO or not zero_empty) else _ZERO
-        for j in range(n):
-            x[r, j] *= inv
-        for j in range(n, N):
-            x[r, j] = _ZERO
-
-
-def softmax_rows_(x, causal_L=0, zero_empty=False):
-    """Softmax of each row of a C-contiguous 2-D float32 array, in place.
-
-    causal_L > 0: row r is query i = r % causal_L of a (..., L, S) score block
-    and sees columns j <= i only; the others get probability 0.
-    zero_empty: a row whose entries are all -inf gives zeros instead of NaN.
-
-    # subtle: in place on purpose. Reading x and writing a second array that
-    # is secretly x defeats LLVM's runtime alias check and the loop runs
-    # unvectorised, 2x slower; one array cannot alias.
-    """
-    split(lambda a, b: _softmax_rows_(x[a:b], causal_L, zero_empty), x.shape[0], x.size, max(1, causal_L))
-    return x
-
-
-@_kernel
-def _softmax_backward_rows_(y, g):
-    M, N = y.shape
-    for r in range(M):
-        d = _ZERO
-        for j in range(N):
-            d += g[r, j] * y[r, j]
-        for j in range(N):
-            g[r, j] = y[r, j] * (g[r, j] - d)
-
-
-def softmax_backward_rows_(y, g):
-    """g <- y * (g - Σ_j g_j y_j) per row, in place on g (a C-contiguous float32 array)."""
-    y = _c(y)
-    split(lambda a, b: _softmax_backward_rows_(y[a:b], g[a:b]), y.shape[0], y.size)
-    return g
-
-
-@_kernel
-def _max_logsum_rows(x, m_out, logs_out):
-    M, N = x.shape
-    for r in range(M):
-        m = _NEG_INF
-        for j in range(N):
-            m = max(m, x[r, j])
-        s = _ZERO
-        for j in range(N):
-            s += exp32(x[r, j] - m)
-        m_out[r], logs_out[r] = m, np.log(s)
-
-
-def max_logsum_rows(x):
-    """Per row: m = max_j x_j and log Σ_j e^{x_j - m} (so logsumexp = m + that); shapes (M,)."""
-    x = _c(x)
-    m, logs = np.empty(x.shape[0], dtype=x.dtype), np.empty(x.shape[0], dtype=x.dtype)
-    _max_logsum_rows(x, m, logs)
-    return m, logs
-
-
-@_kernel
-def _log_softmax_rows(x, out):
-    M, N = x.shape
-    for r in range(M):
-        m = _NEG_INF
-        for j in range(N):
-            m = max(m, x[r, j])
-        s = _ZERO
-        for j in range(N):
-            d = x[r, j] - m
-            out[r, j] = d
-            s += exp32(d)
-        logs = np.log(s)
-        # subtle: a second pass over the stored x - m; written as (x - m) - logs in one
-        # expression, reassociation may compute x - (m + logs) and round at |x|'s scale
-        for j in range(N):
-            out[r, j] -= logs
-
-
-def log_softmax_rows(x):
-    """(x - m) - log Σ e^{x - m} per row."""
-    x = _c(x)
-    out = np.empty_like(x)
-    _log_softmax_rows(x, out)
-    return out
-
-
-@_kernel
-def _log_softmax_backward_rows(y, g, out):
-    M, N = y.shape
-    for r in range(M):
-        s = _ZERO
-        for j in range(N):
-            s += g[r, j]
-        for j in range(N):
-            out[r, j] = g[r, j] - exp32(y[r, j]) * s
-
-
-def log_softmax_backward_rows(y, g):
-    """grad_x = g - exp(y) · Σ_j g_j per row, y = log_softmax(x)."""
-    y, g = _c(y), _c(g)
-    out = np.empty_like(y)
-    _log_softmax_backward_rows(y, g, out)
-    return out
-
-
-@_kernel
-def _cross_entropy_backward_rows(x, m, logs, target, scale, confidence, smooth, out):
-    M, N = x.shape
-    for r in range(M):
-        s, mr, lr = scale[r], m[r], logs[r]
-        sub = smooth * s
-        for j in range(N):
-            out[r, j] = exp32((x[r, j] - mr) - lr) * s - sub
-        out[r, target[r]] -= confidence * s
-
-
-def cross_entropy_backward_rows(x, m, logs, target, scale, confidence, smooth):
-    """grad[r] = (softmax(x[r]) - q[r]) * scale[r], q = confidence·onehot(target) + smooth."""
-    out = np.empty_like(x)
-    _cross_entropy_backward_rows(_c(x), m, logs, _c(target), scale, f32(confidence), f32(smooth), out)
-    return out
-
-
-# ----------------------------------------------------------------------------- activations (elementwise)
-
-_SQRT1_2, _INV_SQRT_2PI = f32(0.7071067811865476), f32(0.3989422804014327)
-_K0, _K1 = f32(0.7978845608028654), f32(0.044715)  # sqrt(2/pi), the tanh-GELU cubic
-_K1x3 = f32(3 * 0.044715)
-
-
-@_ufunc(["float32(float32)"])
-def gelu(v):
-    """x Φ(x) = ½x(1 + erf(x/√2))."""
-    return _HALF * v * (_ONE + erf32(v * _SQRT1_2))
-
-
-@_ufunc(["float32(float32, float32)"])
-def gelu_backward(v, g):
-    """g · (Φ(x) + x φ(x))."""
-    cdf = _HALF * (_ONE + erf32(v * _SQRT1_2))
-    pdf = exp32(-_HALF * v * v) * _INV_SQRT_2PI
-    return g * (cdf + v * pdf)
-
-
-@_ufunc(["float32(float32)"])
-def gelu_tanh(v):
-    """½x(1 + tanh u) = x σ(2u), u = √(2/π)(x + 0.044715x³): no 1 + tanh cancellation for x < 0."""
-    return v / (_ONE + exp32(-_TWO * _K0 * (v + _K1 * v * v * v)))
-
-
-@_ufunc(["float32(float32, float32)"])
-def gelu_tanh_backward(v, g):
-    """g · (σ + 2xσ(1 - σ)·√(2/π)(1 + 3·0.044715x²)), σ = σ(2u)."""
-    s = _ONE / (_ONE + exp32(-_TWO * _K0 * (v + _K1 * v * v * v)))
-    return g * (s + _TWO * v * s * (_ONE - s) * _K0 * (_ONE + _K1x3 * v * v))
-
-
-@_ufunc(["float32(float32)"])
-def silu(v):
-    """x σ(x)."""
-    return v / (_ONE + exp32(-v))
-
-
-@_ufunc(["float32(float32, float32)"])
-def silu_backward(v, g):
-    """g · σ(x)(1 + x(1 - σ(x)))."""
-    s = _ONE / (_ONE + exp32(-v))
-    return g * s * (_ONE + v * (_ONE - s))
-
-
-_ELEMENTWISE = {"gelu": (gelu, gelu_backward), "gelu_tanh": (gelu_tanh, gelu_tanh_backward),
-                "silu": (silu, silu_backward)}
-
-
-def activation(name, x, grad_out=None):
-    """name(x), or with grad_out the input gradient grad_out * name'(x); name in gelu, gelu_tanh, silu."""
-    forward, backward = _ELEMENTWISE[name]
-    shape = x.shape
-    x = _c(x).reshape(-1)
-    out = np.empty_like(x)
-    if grad_out is None:
-        split(lambda a, b: forward(x[a:b], out=out[a:b]), x.size, x.size)
-    else:
-        g = _c(grad_out).reshape(-1)
-        split(lambda a, b: backward(x[a:b], g[a:b], out=out[a:b]), x.size, x.size)
-    return out.reshape(shape)
-
-
-# ----------------------------------------------------------------------------- norms over rows
-
-
-@_kernel
-def _layer_norm_fwd(x, w, b, eps, out, mean, rstd):
-    M, N = x.shape
-    for r in range(M):
-        s = _ZERO
-        for j in range(N):
-            s += x[r, j]
-        mu = s / np.float32(N)
-        v = _ZERO
-        for j in range(N):
-            d = x[r, j] - mu
-            v += d * d
-        rs = _ONE / np.sqrt(v / np.float32(N) + eps)
-        for j in range(N):
-            out[r, j] = (x[r, j] - mu) * rs * w[j] + b[j]
-        mean[r], rstd[r] = mu, rs
-
-
-@_kernel
-def _layer_norm_bwd(x, mean, rstd, w, g, gx, gw, gb):
-    M, N = x.shape
-    for r in range(M):
-        mu, rs = mean[r], rstd[r]
-        a = _ZERO
-        b = _ZERO
-        for j in range(N):
-            xh = (x[r, j] - mu) * rs
-            gh = g[r, j] * w[j]
-            a += gh
-            b += gh * xh
-            gw[j] += g[r, j] * xh
-            gb[j] += g[r, j]
-        a /= np.float32(N)
-        b /= np.float32(N)
-        for j in range(N):
-            xh = (x[r, j] - mu) * rs
-            gx[r, j] = rs * (g[r, j] * w[j] - a - xh * b)
-
-
-@_kernel
-def _rms_norm_fwd(x, w, eps, out, rstd):
-    M, N = x.shape
-    for r in range(M):
-        s = _ZERO
-        for j in range(N):
-            s += x[r, j] * x[r, j]
-        rs = _ONE / np.sqrt(s / np.float32(N) + eps)
-        for j in range(N):
-            out[r, j] = x[r, j] * rs * w[j]
-        rstd[r] = rs
-
-
-@_kernel
-def _rms_norm_bwd(x, rstd, w, g, gx, gw):
-    M, N = x.shape
-    for r in range(M):
-        rs = rstd[r]
-        b = _ZERO
-        for j in range(N):
-            xh = x[r, j] * rs
-            b += g[r, j] * w[j] * xh
-            gw[j] += g[r, j] * xh
-        b /= np.float32(N)
-        for j in range(N):
-            gx[r, j] = rs * (g[r, j] * w[j] - x[r, j] * rs * b)
-
-
-def layer_norm_forward(x2, w, b, eps):
-    """(M, N) rows -> (y, mean, rstd); w, b of shape (N,)."""
-    x2 = _c(x2)
-    M = x2.shape[0]
-    out = np.empty_like(x2)
-    mean, rstd = np.empty(M, np.float32), np.empty(M, np.float32)
-    w, b = _c(w), _c(b)
-    split(lambda i, j: _layer_norm_fwd(x2[i:j], w, b, f32(eps), out[i:j], mean[i:j], rstd[i:j]), M, x2.size)
-    return out, mean, rstd
-
-
-def layer_norm_backward(x2, mean, rstd, w, g2):
-    """-> (grad_x, grad_w, grad_b) for (M, N) rows."""
-    x2, g2 = _c(x2), _c(g2)
-    M, N = x2.shape
-    gx = np.empty_like(x2)
-    gw, gb = np.zeros(N, np.float32), np.zeros(N, np.float32)
-    _layer_norm_bwd(x2, mean, rstd, _c(w), g2, gx, gw, gb)
-    return gx, gw, gb
-
-
-def rms_norm_forward(x2, w, eps):
-    """(M, N) rows -> (y, rstd); w of shape (N,)."""
-    x2 = _c(x2)
-    out = np.empty_like(x2)
-    rstd = np.empty(x2.shape[0], np.float32)
-    w = _c(w)
-    split(lambda i, j: _rms_norm_fwd(x2[i:j], w, f32(eps), out[i:j], rstd[i:j]), x2.shape[0], x2.size)
-    return out, rstd
-
-
-def rms_norm_backward(x2, rstd, w, g2):
-    """-> (grad_x, grad_w) for (M, N) rows."""
-    x2, g2 = _c(x2), _c(g2)
-    M, N = x2.shape
-    gx = np.empty_like(x2)
-    gw = np.zeros(N, np.float32)
-    _rms_norm_bwd(x2, rstd, _c(w), g2, gx, gw)
-    return gx, gw
-
-
-# ----------------------------------------------------------------------------- embedding
-
-
-@numba.njit(fastmath=_FAST, cache=True)
-def _embedding_backward(ids, g, out):
-    # serial on purpose: two rows with the same id add into the same output row
-    for i in range(ids.size):
-        row = ids[i]
-        for j in range(g.shape[1]):
-            out[row, j] += g[i, j]
-
-
-def embedding_backward(ids, g2, num_embeddings):
-    """grad_w (V, C) with grad_w[v] = Σ_{i: ids[i] = v} g2[i] (backend.scatter_add, 25x faster)."""
-    out = np.zeros((num_embeddings, g2.shape[1]), dtype=g2.dtype)
-    _embedding_backward(_c(ids), _c(g2), out)
-    return out

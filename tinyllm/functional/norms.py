@@ -28,6 +28,7 @@ import numpy as np
 from tinyllm import backend
 from tinyllm.function import Function
 from tinyllm.functional import kernels
+from tinyllm.functional.kernels import ONE, ZERO, contiguous, f32, kernel, split
 from tinyllm.functional._util import as_tensor
 
 
@@ -50,6 +51,117 @@ def _check_param(p, x, shape, what, name):
         raise TypeError(f"{name}: {what} has dtype {p.dtype} but input has {x.dtype}; cast one to match")
 
 
+# ----------------------------------------------------------------------------- the host kernels (float32 rows: one pass per row; checked against the reference in the Functions)
+
+
+@kernel
+def _layer_norm_fwd(x, w, b, eps, out, mean, rstd):
+    M, N = x.shape
+    for r in range(M):
+        s = ZERO
+        for j in range(N):
+            s += x[r, j]
+        mu = s / np.float32(N)
+        v = ZERO
+        for j in range(N):
+            d = x[r, j] - mu
+            v += d * d
+        rs = ONE / np.sqrt(v / np.float32(N) + eps)
+        for j in range(N):
+            out[r, j] = (x[r, j] - mu) * rs * w[j] + b[j]
+        mean[r], rstd[r] = mu, rs
+
+
+@kernel
+def _layer_norm_bwd(x, mean, rstd, w, g, gx, gw, gb):
+    M, N = x.shape
+    for r in range(M):
+        mu, rs = mean[r], rstd[r]
+        a = ZERO
+        b = ZERO
+        for j in range(N):
+            xh = (x[r, j] - mu) * rs
+            gh = g[r, j] * w[j]
+            a += gh
+            b += gh * xh
+            gw[j] += g[r, j] * xh
+            gb[j] += g[r, j]
+        a /= np.float32(N)
+        b /= np.float32(N)
+        for j in range(N):
+            xh = (x[r, j] - mu) * rs
+            gx[r, j] = rs * (g[r, j] * w[j] - a - xh * b)
+
+
+@kernel
+def _rms_norm_fwd(x, w, eps, out, rstd):
+    M, N = x.shape
+    for r in range(M):
+        s = ZERO
+        for j in range(N):
+            s += x[r, j] * x[r, j]
+        rs = ONE / np.sqrt(s / np.float32(N) + eps)
+        for j in range(N):
+            out[r, j] = x[r, j] * rs * w[j]
+        rstd[r] = rs
+
+
+@kernel
+def _rms_norm_bwd(x, rstd, w, g, gx, gw):
+    M, N = x.shape
+    for r in range(M):
+        rs = rstd[r]
+        b = ZERO
+        for j in range(N):
+            xh = x[r, j] * rs
+            b += g[r, j] * w[j] * xh
+            gw[j] += g[r, j] * xh
+        b /= np.float32(N)
+        for j in range(N):
+            gx[r, j] = rs * (g[r, j] * w[j] - x[r, j] * rs * b)
+
+
+def layer_norm_forward(x2, w, b, eps):
+    """(M, N) rows -> (y, mean, rstd); w, b of shape (N,)."""
+    x2 = contiguous(x2)
+    M = x2.shape[0]
+    out = np.empty_like(x2)
+    mean, rstd = np.empty(M, np.float32), np.empty(M, np.float32)
+    w, b = contiguous(w), contiguous(b)
+    split(lambda i, j: _layer_norm_fwd(x2[i:j], w, b, f32(eps), out[i:j], mean[i:j], rstd[i:j]), M, x2.size)
+    return out, mean, rstd
+
+
+def layer_norm_backward(x2, mean, rstd, w, g2):
+    """-> (grad_x, grad_w, grad_b) for (M, N) rows."""
+    x2, g2 = contiguous(x2), contiguous(g2)
+    M, N = x2.shape
+    gx = np.empty_like(x2)
+    gw, gb = np.zeros(N, np.float32), np.zeros(N, np.float32)
+    _layer_norm_bwd(x2, mean, rstd, contiguous(w), g2, gx, gw, gb)
+    return gx, gw, gb
+
+
+def rms_norm_forward(x2, w, eps):
+    """(M, N) rows -> (y, rstd); w of shape (N,)."""
+    x2 = contiguous(x2)
+    out = np.empty_like(x2)
+    rstd = np.empty(x2.shape[0], np.float32)
+    w = contiguous(w)
+    split(lambda i, j: _rms_norm_fwd(x2[i:j], w, f32(eps), out[i:j], rstd[i:j]), x2.shape[0], x2.size)
+    return out, rstd
+
+
+def rms_norm_backward(x2, rstd, w, g2):
+    """-> (grad_x, grad_w) for (M, N) rows."""
+    x2, g2 = contiguous(x2), contiguous(g2)
+    M, N = x2.shape
+    gx = np.empty_like(x2)
+    gw = np.zeros(N, np.float32)
+    _rms_norm_bwd(x2, rstd, contiguous(w), g2, gx, gw)
+    return gx, gw
+
+
 class LayerNorm(Function):
     """Rows of N numbers, normalised to mean 0 and variance 1, then scaled and shifted.
 
@@ -66,7 +178,7 @@ class LayerNorm(Function):
             xp = backend.of(x2)
             ones = xp.ones(N, dtype=x2.dtype) if w is None else w
             zeros = xp.zeros(N, dtype=x2.dtype) if b is None else b
-            y, mean, rstd = kernels.layer_norm_forward(x2, ones, zeros, eps)
+            y, mean, rstd = layer_norm_forward(x2, ones, zeros, eps)
             ctx.save_for_backward(x2, mean, rstd, ones)
             ctx.kernel = True
             return y.reshape(x.shape)
@@ -89,7 +201,7 @@ class LayerNorm(Function):
         need_x, need_w, need_b = ctx.needs_input_grad
         if getattr(ctx, "kernel", False):  # the kernel path saved x, μ, r and w
             x2, mean, rstd, w = ctx.saved
-            gx, gw, gb = kernels.layer_norm_backward(x2, mean, rstd, w, grad_out.reshape(x2.shape))
+            gx, gw, gb = layer_norm_backward(x2, mean, rstd, w, grad_out.reshape(x2.shape))
             return (gx.reshape(x_shape), gw.reshape(w_shape) if need_w else None,
                     gb.reshape(b_shape) if need_b else None)
         xhat, rstd, w = ctx.saved
@@ -120,7 +232,7 @@ class RMSNorm(Function):
         ctx.shapes = (x.shape, None if weight is None else weight.shape)
         if kernels.usable(x2, w) and x2.size > 0:
             ones = backend.of(x2).ones(N, dtype=x2.dtype) if w is None else w
-            y, rstd = kernels.rms_norm_forward(x2, ones, eps)
+            y, rstd = rms_norm_forward(x2, ones, eps)
             ctx.save_for_backward(x2, rstd, ones)
             ctx.kernel = True
             return y.reshape(x.shape)
@@ -141,7 +253,7 @@ class RMSNorm(Function):
         need_x, need_w = ctx.needs_input_grad
         if getattr(ctx, "kernel", False):  # the kernel path saved x, r and w
             x2, rstd, w = ctx.saved
-            gx, gw = kernels.rms_norm_backward(x2, rstd, w, grad_out.reshape(x2.shape))
+            gx, gw = rms_norm_backward(x2, rstd, w, grad_out.reshape(x2.shape))
             return gx.reshape(x_shape), gw.reshape(w_shape) if need_w else None
         xhat, rstd, w = ctx.saved
         g2 = grad_out.reshape(xhat.shape)

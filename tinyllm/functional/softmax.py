@@ -19,10 +19,145 @@ reused by attention and cross-entropy.
 
 from __future__ import annotations
 
+import numpy as np
+
 from tinyllm import backend, ops
 from tinyllm.function import Function
 from tinyllm.functional import kernels
+from tinyllm.functional.kernels import ONE, ZERO, contiguous, exp32, f32, kernel, split
 from tinyllm.functional._util import as_tensor, axis as _axis
+
+
+# ----------------------------------------------------------------------------- the host kernels (float32 rows; checked against the reference below)
+
+
+_NEG_INF = f32(-np.inf)
+
+
+@kernel
+def _softmax_rows_(x, causal_L, zero_empty):
+    # row r: max, exps and their sum, then scale, all in place
+    M, N = x.shape
+    for r in range(M):
+        n = N if causal_L == 0 else min(r % causal_L + 1, N)  # causal: query i = r % L sees keys j <= i
+        m = _NEG_INF
+        for j in range(n):
+            m = max(m, x[r, j])
+        if zero_empty and m == _NEG_INF:
+            m = ZERO  # every key masked: exps are all 0, the row becomes 0 (torch's SDPA)
+        s = ZERO
+        for j in range(n):
+            e = exp32(x[r, j] - m)
+            x[r, j] = e
+            s += e
+        inv = ONE / s if (s > ZERO or not zero_empty) else ZERO
+        for j in range(n):
+            x[r, j] *= inv
+        for j in range(n, N):
+            x[r, j] = ZERO
+
+
+def softmax_rows_(x, causal_L=0, zero_empty=False):
+    """Softmax of each row of a C-contiguous 2-D float32 array, in place.
+
+    causal_L > 0: row r is query i = r % causal_L of a (..., L, S) score block
+    and sees columns j <= i only; the others get probability 0.
+    zero_empty: a row whose entries are all -inf gives zeros instead of NaN.
+
+    # subtle: in place on purpose. Reading x and writing a second array that
+    # is secretly x defeats LLVM's runtime alias check and the loop runs
+    # unvectorised, 2x slower; one array cannot alias.
+    """
+    split(lambda a, b: _softmax_rows_(x[a:b], causal_L, zero_empty), x.shape[0], x.size, max(1, causal_L))
+    return x
+
+
+@kernel
+def _softmax_backward_rows_(y, g):
+    M, N = y.shape
+    for r in range(M):
+        d = ZERO
+        for j in range(N):
+            d += g[r, j] * y[r, j]
+        for j in range(N):
+            g[r, j] = y[r, j] * (g[r, j] - d)
+
+
+def softmax_backward_rows_(y, g):
+    """g <- y * (g - Σ_j g_j y_j) per row, in place on g (a C-contiguous float32 array)."""
+    y = contiguous(y)
+    split(lambda a, b: _softmax_backward_rows_(y[a:b], g[a:b]), y.shape[0], y.size)
+    return g
+
+
+@kernel
+def _max_logsum_rows(x, m_out, logs_out):
+    M, N = x.shape
+    for r in range(M):
+        m = _NEG_INF
+        for j in range(N):
+            m = max(m, x[r, j])
+        s = ZERO
+        for j in range(N):
+            s += exp32(x[r, j] - m)
+        m_out[r], logs_out[r] = m, np.log(s)
+
+
+def max_logsum_rows(x):
+    """Per row: m = max_j x_j and log Σ_j e^{x_j - m} (so logsumexp = m + that); shapes (M,)."""
+    x = contiguous(x)
+    m, logs = np.empty(x.shape[0], dtype=x.dtype), np.empty(x.shape[0], dtype=x.dtype)
+    _max_logsum_rows(x, m, logs)
+    return m, logs
+
+
+@kernel
+def _log_softmax_rows(x, out):
+    M, N = x.shape
+    for r in range(M):
+        m = _NEG_INF
+        for j in range(N):
+            m = max(m, x[r, j])
+        s = ZERO
+        for j in range(N):
+            d = x[r, j] - m
+            out[r, j] = d
+            s += exp32(d)
+        logs = np.log(s)
+        # subtle: a second pass over the stored x - m; written as (x - m) - logs in one
+        # expression, reassociation may compute x - (m + logs) and round at |x|'s scale
+        for j in range(N):
+            out[r, j] -= logs
+
+
+def log_softmax_rows(x):
+    """(x - m) - log Σ e^{x - m} per row."""
+    x = contiguous(x)
+    out = np.empty_like(x)
+    _log_softmax_rows(x, out)
+    return out
+
+
+@kernel
+def _log_softmax_backward_rows(y, g, out):
+    M, N = y.shape
+    for r in range(M):
+        s = ZERO
+        for j in range(N):
+            s += g[r, j]
+        for j in range(N):
+            out[r, j] = g[r, j] - exp32(y[r, j]) * s
+
+
+def log_softmax_backward_rows(y, g):
+    """grad_x = g - exp(y) · Σ_j g_j per row, y = log_softmax(x)."""
+    y, g = contiguous(y), contiguous(g)
+    out = np.empty_like(y)
+    _log_softmax_backward_rows(y, g, out)
+    return out
+
+
+# ----------------------------------------------------------------------------- the reference (any array module), choosing the kernel where it applies
 
 
 def _rows(x, axis):
@@ -34,7 +169,7 @@ def softmax_forward(x, axis):
     """softmax of a raw array along `axis` (a fresh array)."""
     if _rows(x, axis):
         y = x.copy()  # C-contiguous; the kernel works in place
-        kernels.softmax_rows_(y.reshape(-1, x.shape[-1]))  # (..., N) -> (M, N) rows, a view
+        softmax_rows_(y.reshape(-1, x.shape[-1]))  # (..., N) -> (M, N) rows, a view
         return y
     xp = backend.of(x)
     y = xp.exp(x - x.max(axis=axis, keepdims=True))  # every exponent <= 0
@@ -50,7 +185,7 @@ def softmax_backward(y, grad_out, axis, inplace=False):
     """
     if _rows(y, axis) and kernels.usable(grad_out) and (grad_out.flags.c_contiguous or not inplace):
         g = grad_out if inplace else grad_out.copy()  # C-contiguous; the kernel works in place
-        kernels.softmax_backward_rows_(y.reshape(-1, y.shape[-1]), g.reshape(-1, y.shape[-1]))  # (M, N) rows
+        softmax_backward_rows_(y.reshape(-1, y.shape[-1]), g.reshape(-1, y.shape[-1]))  # (M, N) rows
         return g
     dot = (grad_out * y).sum(axis=axis, keepdims=True)
     if inplace:
@@ -69,7 +204,7 @@ def max_logsum(x, axis):
     for x = [1000, 1001, 1002] in float32 the first gives -0.4076059, the second -0.40759277.
     """
     if _rows(x, axis):
-        m, logs = kernels.max_logsum_rows(x.reshape(-1, x.shape[-1]))  # (..., N) -> (M, N): (M,), (M,)
+        m, logs = max_logsum_rows(x.reshape(-1, x.shape[-1]))  # (..., N) -> (M, N): (M,), (M,)
         return m.reshape(*x.shape[:-1], 1), logs.reshape(*x.shape[:-1], 1)
     xp = backend.of(x)
     m = x.max(axis=axis, keepdims=True)
@@ -80,11 +215,14 @@ def max_logsum(x, axis):
 def log_softmax_forward(x, axis):
     """(x - m) - log Σ_j e^{x_j - m} along `axis` (a fresh array)."""
     if _rows(x, axis):
-        return kernels.log_softmax_rows(x.reshape(-1, x.shape[-1])).reshape(x.shape)  # (M, N) -> (..., N)
+        return log_softmax_rows(x.reshape(-1, x.shape[-1])).reshape(x.shape)  # (M, N) -> (..., N)
     m, logs = max_logsum(x, axis)
     y = x - m
     y -= logs
     return y
+
+
+# ----------------------------------------------------------------------------- the ops
 
 
 class Softmax(Function):
@@ -129,7 +267,7 @@ class LogSoftmax(Function):
         axis = ctx.axis
         if _rows(y, axis) and kernels.usable(grad_out):
             N = y.shape[-1]
-            return kernels.log_softmax_backward_rows(y.reshape(-1, N), grad_out.reshape(-1, N)).reshape(y.shape)
+            return log_softmax_backward_rows(y.reshape(-1, N), grad_out.reshape(-1, N)).reshape(y.shape)
         p = backend.of(y).exp(y)  # softmax(x)
         p *= grad_out.sum(axis=axis, keepdims=True)
         return grad_out - p
