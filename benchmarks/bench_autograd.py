@@ -163,10 +163,10 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--no-keep-memory", action="store_true",
                     help="leave glibc's malloc at its defaults (tinyllm's training commands call "
-                         "tinyllm.backend.keep_host_memory(); it applies to both frameworks in this process)")
+                         "tinyllm.runtime.keep_host_memory(); it applies to both frameworks in this process)")
     args = ap.parse_args(argv)
     if not args.no_keep_memory:
-        from tinyllm.backend import keep_host_memory
+        from tinyllm.runtime import keep_host_memory
 
         keep_host_memory()
 

@@ -123,12 +123,12 @@ def main(argv=None):
     import torch
 
     import tinyllm
-    from tinyllm.backend import keep_host_memory
     from tinyllm.data import CharTokenizer, encode_corpus, get_batch, load_text, split_tokens
     from tinyllm.nn.config import GPTConfig
+    from tinyllm.runtime import keep_host_memory
     from tinyllm.train import preset
 
-    keep_host_memory()
+    keep_host_memory()  # as `tinyllm train` does: freed memory is reused between steps
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -56,7 +56,7 @@ def main(argv=None):
     ap.add_argument("--no-keep-memory", action="store_true", help="leave glibc's malloc at its defaults")
     args = ap.parse_args(argv)
     if not args.no_keep_memory:
-        from tinyllm.backend import keep_host_memory
+        from tinyllm.runtime import keep_host_memory
 
         keep_host_memory()
     B, T, C = (int(v) for v in args.shape.split(","))

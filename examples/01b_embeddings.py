@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
+from tinyllm import runtime  # noqa: E402
 from tinyllm.data import load_text, load_tokenizer  # noqa: E402
 from tinyllm.nn import GPT  # noqa: E402
 from tinyllm.train import load_checkpoint, preset, read_metrics, train  # noqa: E402
@@ -245,6 +246,7 @@ def main(argv=None) -> dict:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     args.out = args.out or Path("out/labs/01b_embeddings-quick" if args.quick else "docs/figures")
+    runtime.keep_host_memory()  # a process-wide malloc setting: reuse freed memory between training steps
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 

@@ -41,6 +41,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
+from tinyllm import runtime  # noqa: E402
 from tinyllm.data import prepare_data  # noqa: E402
 from tinyllm.nn import GPT  # noqa: E402
 from tinyllm.nn.config import POS_ENCODINGS  # noqa: E402
@@ -304,6 +305,7 @@ def main(argv=None) -> dict:
     p.add_argument("--progress", action="store_true", help="progress bars while training")
     p.add_argument("--seed", type=int, default=None, help="training seed of every run (default: the preset's, 1337)")
     args = p.parse_args(argv)
+    runtime.keep_host_memory()  # a process-wide malloc setting: reuse freed memory between training steps
     seed = preset(PRESET)[0].seed if args.seed is None else args.seed
     out = args.out or Path("out/labs/02-positional-quick/figures" if args.quick else
                            "docs/figures" if args.seed is None else f"out/labs/02-positional-seed{seed}/figures")

@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
 from tinyllm import functional as F  # noqa: E402
+from tinyllm import runtime  # noqa: E402
 from tinyllm.data import TokenDataset, load_text, load_tokenizer  # noqa: E402
 from tinyllm.nn import GPT, GPTConfig  # noqa: E402
 from tinyllm.nn.attention import CausalSelfAttention  # noqa: E402
@@ -304,6 +305,7 @@ def main(argv=None) -> dict:
                    help="where --quick trains its tiny model")
     args = p.parse_args(argv)
     args.out = args.out or Path("out/labs/03_attention-quick" if args.quick else "docs/figures")
+    runtime.keep_host_memory()  # a process-wide malloc setting: reuse freed memory between training steps
     args.out.mkdir(parents=True, exist_ok=True)
 
     print("== 1. one query, step by step")

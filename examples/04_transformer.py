@@ -34,8 +34,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
-from tinyllm import backend  # noqa: E402
 from tinyllm import functional as F  # noqa: E402
+from tinyllm import runtime  # noqa: E402
 from tinyllm.data import get_batch, prepare_data  # noqa: E402
 from tinyllm.data.tasks import IGNORE_INDEX, TASKS, VOCAB, inputs_and_targets, make_examples, task_batch  # noqa: E402
 from tinyllm.nn import GELU, GPT, Block, GPTConfig, LayerNorm, Linear  # noqa: E402
@@ -376,7 +376,9 @@ def _save(fig, path: Path) -> None:
 
 
 def main(argv=None) -> dict:
-    with backend.one_blas_thread():
+    with runtime.one_blas_thread() as one_thread:
+        if not one_thread:
+            print(runtime.ONE_BLAS_THREAD_HINT)
         return run(argv)
 
 
@@ -394,7 +396,7 @@ def run(argv=None) -> dict:
     b = QUICK if args.quick else FULL
     if args.lr is not None:
         b = dataclasses.replace(b, toy_lr=args.lr, stories_lr=args.lr)
-    backend.keep_host_memory()  # reuse freed memory between steps, as tinyllm.train does
+    runtime.keep_host_memory()  # a process-wide malloc setting: reuse freed memory between steps
     report = {}
     t_start = time.perf_counter()
 

@@ -39,11 +39,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinyllm import backend  # noqa: E402
+from tinyllm import backend, runtime  # noqa: E402
 from tinyllm.data import load_text  # noqa: E402
 from tinyllm.inference.sampling import entropy, filter_logits  # noqa: E402
+from tinyllm.labs import lab_model  # noqa: E402
 from tinyllm.tensor import no_grad  # noqa: E402
-from tinyllm.train import lab_model  # noqa: E402
 
 PROMPT_LEN = 16
 FAMILIES = ("temperature", "top-k", "top-p", "min-p", "mix")
@@ -328,16 +328,16 @@ def plot_part2(p2: dict, path: Path) -> None:
 
 
 def trained_model(args):
-    """--ckpt as given; --quick: a tiny model in OUT/model-quick; else the labs' shared run (tinyllm.train.lab_model)."""
+    """--ckpt as given; --quick: a tiny model in OUT/model-quick; else the labs' shared run (tinyllm.labs.lab_model)."""
     return lab_model(args.ckpt, quick_dir=args.out / "model-quick" if args.quick else None)
 
 
 def dashboard_screenshot(model, tok, path: Path, prompt: str = "ROMEO:\nWhat say", temperature: float = 0.8,
                          top_p: float = 0.9) -> None:
-    """The dashboard (tinyllm.inference.dashboard) on this model, photographed by headless chromium (Playwright)."""
+    """The dashboard (tinyllm.viz.dashboard) on this model, photographed by headless chromium (Playwright)."""
     from playwright.sync_api import sync_playwright
 
-    from tinyllm.inference.dashboard.server import serve
+    from tinyllm.viz.dashboard.server import serve
 
     server = serve(model, tok)
     try:
@@ -357,7 +357,7 @@ def dashboard_screenshot(model, tok, path: Path, prompt: str = "ROMEO:\nWhat say
             browser.close()
     finally:
         server.stop()
-    from tinyllm.inference.dashboard.report import next_token_report
+    from tinyllm.viz.dashboard.report import next_token_report
 
     r = next_token_report(model, tok, dict(prompt=prompt, temperature=temperature, top_p=top_p, n_samples=0))
     print(f"dashboard screenshot: {path} (prompt {prompt!r}, T={temperature}, top-p={top_p})")
@@ -369,7 +369,10 @@ def dashboard_screenshot(model, tok, path: Path, prompt: str = "ROMEO:\nWhat say
 
 
 def main(argv=None) -> dict:
-    with backend.one_blas_thread():
+    runtime.keep_host_memory()  # a process-wide malloc setting: reuse freed memory between steps (if the model trains)
+    with runtime.one_blas_thread() as one_thread:
+        if not one_thread:
+            print(runtime.ONE_BLAS_THREAD_HINT)
         return run(argv)
 
 

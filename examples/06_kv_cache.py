@@ -34,12 +34,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
-from tinyllm import backend  # noqa: E402
-from tinyllm.inference import kv_viz  # noqa: E402
+from tinyllm import runtime  # noqa: E402
 from tinyllm.inference.kv_cache import KVCache  # noqa: E402
 from tinyllm.inference.prefix_cache import PrefixCache  # noqa: E402
+from tinyllm.labs import lab_model  # noqa: E402
 from tinyllm.nn import GPT, GPTConfig  # noqa: E402
-from tinyllm.train import lab_model  # noqa: E402
+from tinyllm.viz import kv_viz  # noqa: E402
 
 # Part 4's requests: a few shared openings (a speaker and the start of a line), each continued several ways.
 OPENINGS = ["KING RICHARD III:\nNow is the winter of our ", "JULIET:\nO Romeo, Romeo! wherefore art thou ",
@@ -286,12 +286,15 @@ def long_prefix_speed(prefix_len: int, suffix_len: int, n_requests: int, d_model
 
 
 def trained_model(args):
-    """--ckpt as given; --quick: a tiny model in OUT/model-quick; else the labs' shared run (tinyllm.train.lab_model)."""
+    """--ckpt as given; --quick: a tiny model in OUT/model-quick; else the labs' shared run (tinyllm.labs.lab_model)."""
     return lab_model(args.ckpt, quick_dir=args.out / "model-quick" if args.quick else None)
 
 
 def main(argv=None) -> dict:
-    with backend.one_blas_thread():
+    runtime.keep_host_memory()  # a process-wide malloc setting: reuse freed memory between steps (if the model trains)
+    with runtime.one_blas_thread() as one_thread:
+        if not one_thread:
+            print(runtime.ONE_BLAS_THREAD_HINT)
         return run(argv)
 
 

@@ -20,10 +20,10 @@ import pytest
 
 import tinyllm
 from tinyllm.data import CharTokenizer, save_tokenizer
-from tinyllm.inference.dashboard.report import BadRequest, parse_knobs
-from tinyllm.inference.dashboard.server import serve
 from tinyllm.inference.sampling import entropy, filter_logits, softmax
 from tinyllm.nn import GPT, GPTConfig
+from tinyllm.viz.dashboard.report import BadRequest, parse_knobs
+from tinyllm.viz.dashboard.server import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -160,8 +160,10 @@ def test_a_bug_is_a_500_and_the_server_survives(tiny, capsys):
     class Broken:
         vocab_size = tiny[1].vocab_size
 
-        def encode(self, text):
+        def encode_ordinary(self, text):  # what a prompt is encoded with
             raise RuntimeError("tokenizer on fire")
+
+        encode = encode_ordinary
 
     s = serve(tiny[0], Broken())
     try:
@@ -175,7 +177,7 @@ def test_a_bug_is_a_500_and_the_server_survives(tiny, capsys):
 
 def test_a_byte_level_bpe_model_works_too():
     from tinyllm.data.dataset import build_tokenizer
-    from tinyllm.inference.dashboard.report import next_token_report, token_label
+    from tinyllm.viz.dashboard.report import next_token_report, token_label
 
     with pytest.warns(UserWarning, match="training stopped"):  # the text runs out of pairs: fine here
         tok = build_tokenizer("bpe:300", "to be, or not to be: héllo wörld 😀\n" * 10)

@@ -9,8 +9,8 @@ import pytest
 
 import tinyllm
 from tinyllm.data import CharTokenizer, save_tokenizer
-from tinyllm.inference import kv_viz
 from tinyllm.nn import GPT, GPTConfig
+from tinyllm.viz import kv_viz
 
 TEXT = "abcdefgh ijklmnop\n"
 

@@ -38,7 +38,7 @@ import numpy as np
 
 # the strict device lives in strict.py; its names are re-exported here (backend.StrictArray, ...)
 from tinyllm.strict import (  # noqa: F401
-    _STATS, StrictArray, StrictTransferError, _unwrap, reset_transfer_stats, strict, transfer_stats,
+    StrictArray, StrictTransferError, _unwrap, reset_transfer_stats, strict, transfer_stats,
 )
 
 DEVICES = ("cpu", "cuda", "strict")
@@ -70,14 +70,15 @@ def cuda_available() -> bool:
 # ----------------------------------------------------------------------------- devices
 
 
-def _check_device(name) -> str:
+def check_device(name) -> str:
+    """name, if it is a device tinyllm knows ('cpu', 'cuda', 'strict'); else a ValueError that lists them."""
     if name not in DEVICES:
         raise ValueError(f"unknown device {name!r}; expected one of {DEVICES}")
     return name
 
 
 _default_device = contextvars.ContextVar(
-    "tinyllm_device", default=_check_device(os.environ.get("TINYLLM_DEVICE", "cpu"))
+    "tinyllm_device", default=check_device(os.environ.get("TINYLLM_DEVICE", "cpu"))
 )
 
 
@@ -89,7 +90,7 @@ def get_device() -> str:
 @contextlib.contextmanager
 def use_device(name: str):
     """Make `name` the default device for creation inside a with-block."""
-    token = _default_device.set(_check_device(name))
+    token = _default_device.set(check_device(name))
     try:
         yield name
     finally:
@@ -98,12 +99,12 @@ def use_device(name: str):
 
 def set_device(name: str) -> None:
     """Set the default device for the rest of this context (prefer use_device)."""
-    _default_device.set(_check_device(name))
+    _default_device.set(check_device(name))
 
 
 def xp_for(device: str | None = None):
     """The array module of a device name (default device if None)."""
-    device = _check_device(device or get_device())
+    device = check_device(device or get_device())
     if device == "cpu":
         return np
     if device == "strict":
@@ -145,8 +146,7 @@ def is_array(x) -> bool:
 def to_numpy(x) -> np.ndarray:
     """Explicit copy to host. On 'strict' it is allowed and counted."""
     if type(x) is StrictArray:
-        _STATS["explicit"] += 1
-        return x._a
+        return x.get()  # counted as an explicit transfer, as CuPy's .get()
     if isinstance(x, (np.ndarray, np.generic)):
         return np.asarray(x)
     if type(x).__module__.startswith("cupy"):
@@ -156,7 +156,7 @@ def to_numpy(x) -> np.ndarray:
 
 def asarray(x, dtype=None, device: str | None = None):
     """Put host data (lists, NumPy arrays, scalars) or any device array on `device`."""
-    device = _check_device(device or get_device())
+    device = check_device(device or get_device())
     if is_array(x) and device_of(x) != device:
         x = to_numpy(x)
     if device == "cpu":
@@ -212,57 +212,6 @@ def erf(x):
     return _erf_kernel()(x)
 
 
-# ----------------------------------------------------------------------------- host memory
-
-
-def one_blas_thread():
-    """A with-block in which NumPy's BLAS runs on one thread (through threadpoolctl, when installed).
-
-    Small models multiply small matrices (64 x 192): there, one BLAS thread beats several, whose
-    hand-offs and spin-waits cost more than the work, most of all on a busy machine. The numbers
-    are the same either way, only the time changes. Without threadpoolctl the block changes nothing
-    (and says so once): ``OPENBLAS_NUM_THREADS=1`` in the environment does the same.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print("(BLAS at its default thread count; `pip install threadpoolctl` or OPENBLAS_NUM_THREADS=1 is faster)")
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
-
-
-def keep_host_memory(pad_bytes: int = 256 << 20) -> bool:
-    """Ask the C library's malloc to keep freed memory for reuse instead of returning it to the OS.
-
-    A training step allocates and frees the same big arrays every step. By default
-    glibc hands the top of its heap back to the kernel once enough of it is free,
-    and serves arrays above a threshold with fresh mmaps; either way the next step
-    touches new pages, and the kernel zeroes each 4 KiB page in a page fault. For
-    a GPT block (benchmarks/profile_autograd.py --no-keep-memory) that was ~1,600
-    faults and ~7 ms of system time per 22 ms step at (12, 64, 128); with this, none. PyTorch's
-    CUDA caching allocator does the same for GPU memory.
-
-    It sets, process-wide: M_TOP_PAD (keep `pad_bytes` spare at the heap top),
-    M_TRIM_THRESHOLD (trim only above 2·pad_bytes free) and M_MMAP_THRESHOLD
-    (32 MiB, glibc's maximum: smaller arrays come from the reusable heap).
-    Peak memory is unchanged; memory is just not given back between steps.
-    Explicit, never at import: the CLI's commands and the benchmarks call it.
-    Returns False where the C library has no mallopt (macOS, musl): nothing changes.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or None).mallopt
-    except (OSError, AttributeError):
-        return False
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-    ok = mallopt(M_TOP_PAD, int(pad_bytes))
-    ok &= mallopt(M_TRIM_THRESHOLD, int(2 * pad_bytes))
-    ok &= mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    return bool(ok)
-
-
 # ----------------------------------------------------------------------------- random numbers
 
 _generators: dict = {}
@@ -289,7 +238,7 @@ def _generator(device: str):
 
 def get_rng_state(device: str | None = None) -> dict:
     """JSON-able state of a device's generator (for checkpoints)."""
-    device = _check_device(device or get_device())
+    device = check_device(device or get_device())
     g = _generator(device)
     if device == "cuda":
         raise NotImplementedError("saving the CuPy generator state is not supported; reseed with manual_seed")
@@ -297,14 +246,14 @@ def get_rng_state(device: str | None = None) -> dict:
 
 
 def set_rng_state(state: dict, device: str | None = None) -> None:
-    device = _check_device(device or get_device())
+    device = check_device(device or get_device())
     g = _generator(device)
     g.bit_generator.state = state
 
 
 def randn(shape, dtype=np.float32, device: str | None = None):
     """Standard normal samples drawn directly in float32 or float64 (NumPy's generator on cpu/strict)."""
-    device = _check_device(device or get_device())
+    device = check_device(device or get_device())
     g = _generator(device)
     out = g.standard_normal(shape, dtype=np.float64 if np.dtype(dtype) == np.float64 else np.float32)
     return StrictArray(out) if device == "strict" else out
@@ -312,7 +261,7 @@ def randn(shape, dtype=np.float32, device: str | None = None):
 
 def rand(shape, dtype=np.float32, device: str | None = None):
     """Uniform samples in [0, 1)."""
-    device = _check_device(device or get_device())
+    device = check_device(device or get_device())
     g = _generator(device)
     out = g.random(shape, dtype=np.float64 if np.dtype(dtype) == np.float64 else np.float32)
     return StrictArray(out) if device == "strict" else out
@@ -320,7 +269,7 @@ def rand(shape, dtype=np.float32, device: str | None = None):
 
 def randint(low: int, high: int, shape, device: str | None = None):
     """Integers in [low, high), int64."""
-    device = _check_device(device or get_device())
+    device = check_device(device or get_device())
     g = _generator(device)
     out = g.integers(low, high, size=shape, dtype=np.int64)
     return StrictArray(out) if device == "strict" else out

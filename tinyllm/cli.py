@@ -14,8 +14,12 @@
     tinyllm kv-viz --ckpt DIR --prompts FILE [--out FILE] which positions a prefix cache reused (§6)
     tinyllm render attention|positional [--quality l|m|h] the Manim animations of §3 and §2
 
-The commands of later chapters live next to their code; each module registers
-itself with add_subcommand(sub) (see _CHAPTER_COMMANDS).
+The commands of later chapters live in their tool modules (tinyllm/viz/, tinyllm/render.py);
+each registers itself with add_subcommand(sub) (see _CHAPTER_COMMANDS).
+
+`tinyllm train` and `tinyllm demo` set a process-wide malloc option before they train
+(tinyllm.runtime.keep_host_memory: freed memory is reused, not faulted in again each step);
+the library never changes the process it runs in, the command does, here.
 
 Every subcommand imports what it needs when it runs, so `tinyllm --help` costs little more than
 `import tinyllm` itself (most of that is Numba's import: `python -X importtime -m tinyllm --help`).
@@ -88,12 +92,15 @@ def _train(args) -> int:
     try:
         cfg, model = preset(args.preset, **overrides)
         if cfg.device is not None:
-            from tinyllm.backend import _check_device
+            from tinyllm.backend import check_device
 
-            _check_device(cfg.device)
+            check_device(cfg.device)
     except (ValueError, NotImplementedError) as e:
         print(f"tinyllm train: {e}", file=sys.stderr)
         return 2
+    from tinyllm import runtime
+
+    runtime.keep_host_memory()  # process-wide, the command's choice: reuse freed memory between steps
     result = train(cfg, model, resume=args.resume, progress=not args.no_progress)
     print(f"checkpoint: {result.out_dir}  (sample with: tinyllm sample --ckpt {result.out_dir})")
     if cfg.sample_tokens and not result.stopped_early:
@@ -161,16 +168,16 @@ def _sample(args) -> int:
 
 
 def _tokenize(args) -> int:
-    from tinyllm.tokenizer.visualize import tokenize_command
+    from tinyllm.viz.tokens import tokenize_command
 
     return tokenize_command(args)
 
 
 def _demo(args) -> int:
-    from tinyllm.backend import keep_host_memory
+    from tinyllm import runtime
     from tinyllm.demo import run_demo
 
-    keep_host_memory()  # a training loop: reuse freed memory instead of faulting it in every step
+    runtime.keep_host_memory()  # a training loop: reuse freed memory instead of faulting it in every step
 
     run_demo(steps=args.steps, device=args.device, seed=args.seed)
     return 0
@@ -180,8 +187,8 @@ def _demo(args) -> int:
 # no Manim, server or plotting code
 _CHAPTER_COMMANDS = (
     "tinyllm.viz.attention_maps",        # tinyllm attention
-    "tinyllm.inference.dashboard.cli",   # tinyllm dashboard
-    "tinyllm.inference.kv_viz",          # tinyllm kv-viz
+    "tinyllm.viz.dashboard.cli",         # tinyllm dashboard
+    "tinyllm.viz.kv_viz",                # tinyllm kv-viz
     "tinyllm.render",                    # tinyllm render
 )
 

@@ -1,10 +1,14 @@
 """tinyllm.inference: what happens after training, when a model writes text.
 
-    kv_cache.py       KVCache: keys and values of past positions, so each new token costs one position (§6)
-    prefix_cache.py   a block cache shared across requests with a common prefix (§6)
-    kv_viz.py         which positions each request reused or computed (`tinyllm kv-viz`)
     sampling.py       logits -> the next token: temperature, top-k, top-p, min-p, penalties (§5)
-    dashboard/        `tinyllm dashboard`: the sampling knobs live in a browser (§5)
+    kv_cache.py       KVCache: keys and values of past positions, so each new token costs one position (§6)
+    generate.py       the generation loop: prefill, then one token at a time through the cache (GPT.generate)
+    prefix_cache.py   a block cache shared across requests with a common prefix (§6)
+
+Written against the model's interface (``next_token_logits``, ``make_cache``), never against
+``tinyllm.nn``: the models import this layer (``model.generate``), not the other way round, as
+Hugging Face's generation code sits under its models. What draws or serves a model (`tinyllm
+kv-viz`, `tinyllm dashboard`) is a tool, in ``tinyllm.viz``.
 
 Import the module you need (``from tinyllm.inference.kv_cache import KVCache``); nothing is imported here.
 """

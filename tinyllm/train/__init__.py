@@ -3,15 +3,15 @@
     TrainConfig, PRESETS, preset    what a run is                       (config.py)
     train, TrainResult              the loop                            (loop.py)
     save_checkpoint, load_checkpoint, read_metrics, load_run            (checkpoint.py)
-    train_or_load, lab_model        reuse a finished run, else train    (reuse.py)
+    train_or_load, ReusedRun        reuse a finished run, else train    (reuse.py)
 """
 
 from tinyllm.train.checkpoint import load_checkpoint, load_run, read_metrics, save_checkpoint
 from tinyllm.train.config import DEFAULT_PRESET, PRESETS, TrainConfig, model_fields, preset
 from tinyllm.train.loop import TrainResult, estimate_loss, make_optimizer, train
-from tinyllm.train.reuse import ReusedRun, lab_model, train_or_load
+from tinyllm.train.reuse import ReusedRun, train_or_load
 
 __all__ = [
-    "DEFAULT_PRESET", "PRESETS", "TrainConfig", "TrainResult", "estimate_loss", "lab_model", "load_checkpoint", "load_run", "make_optimizer",
-    "model_fields", "preset", "read_metrics", "ReusedRun", "save_checkpoint", "train", "train_or_load",
+    "DEFAULT_PRESET", "PRESETS", "TrainConfig", "TrainResult", "estimate_loss", "load_checkpoint", "load_run",
+    "make_optimizer", "model_fields", "preset", "read_metrics", "ReusedRun", "save_checkpoint", "train", "train_or_load",
 ]

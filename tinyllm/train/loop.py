@@ -129,8 +129,7 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
     """
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = backend._check_device(cfg.device or backend.get_device())
-    backend.keep_host_memory()  # reuse freed memory between steps (see backend.keep_host_memory)
+    device = backend.check_device(cfg.device or backend.get_device())
 
     state = load_checkpoint(out_dir) if resume else None
     if state is not None:

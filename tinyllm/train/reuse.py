@@ -104,27 +104,3 @@ def train_or_load(cfg: TrainConfig, model_fields: dict, *, progress: bool = True
     result.model.eval()
     return ReusedRun(**vars(result), trained=True)
 
-
-SHARED_RUN = "out/labs/shakespeare-char"  # nanoGPT's shakespeare-char CPU recipe, trained once, shared by the labs
-QUICK_OVERRIDES = dict(max_iters=60, n_layer=2, d_model=64, eval_iters=2, eval_interval=60)
-
-
-def lab_model(ckpt=None, quick_dir=None, progress: bool = True):
-    """(model in eval mode, tokenizer) for a lab that needs a trained character model of tinyshakespeare.
-
-    ckpt: a run folder to use as it is (a lab's --ckpt). Else, with quick_dir, a tiny model
-    (QUICK_OVERRIDES: 2 layers, 60 steps) trained or reused there (a lab's --quick); else
-    the shared run SHARED_RUN, trained on first use by whichever lab needs it first.
-    """
-    from tinyllm.train.checkpoint import load_run
-    from tinyllm.train.config import preset
-
-    if ckpt is not None:
-        model, tok = load_run(ckpt)
-        return model.eval(), tok
-    if quick_dir is not None:
-        run = train_or_load(*preset("shakespeare-char-cpu", out_dir=str(quick_dir), sample_tokens=0,
-                                    **QUICK_OVERRIDES), progress=False)
-    else:
-        run = train_or_load(*preset("shakespeare-char-cpu", out_dir=SHARED_RUN, sample_tokens=0), progress=progress)
-    return run.model, run.tokenizer

@@ -25,8 +25,8 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from tinyllm.inference.dashboard.page import PAGE
-from tinyllm.inference.dashboard.report import BadRequest, info, next_token_report
+from tinyllm.viz.dashboard.page import PAGE
+from tinyllm.viz.dashboard.report import BadRequest, info, next_token_report
 
 MAX_BODY = 1 << 16  # bytes of a POST body
 

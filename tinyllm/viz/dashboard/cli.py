@@ -2,7 +2,7 @@
 
 Only the standard library is imported here; the model and the server load when
 the command runs, so `tinyllm --help` stays instant. Standalone:
-``python -m tinyllm.inference.dashboard.cli --ckpt DIR``.
+``python -m tinyllm.viz.dashboard.cli --ckpt DIR``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def add_subcommand(sub) -> None:
 
 def run(args) -> int:
     ckpt = args.ckpt
-    from tinyllm.inference.dashboard.server import make_server
+    from tinyllm.viz.dashboard.server import make_server
     from tinyllm.train import load_run
 
     try:

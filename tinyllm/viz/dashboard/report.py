@@ -86,9 +86,7 @@ def token_label(tok, token_id: int) -> str:
     """How one token is shown: its text, controls escaped (\\n), a space as ␣, broken UTF-8 as <0xNN>."""
     from tinyllm.tokenizer.visualize import token_label as label
 
-    data = tok.token_bytes(token_id) if hasattr(tok, "token_bytes") else tok.chars[token_id].encode(
-        "utf-8", "surrogatepass")
-    return label(data).replace(" ", "␣")
+    return label(tok.token_bytes(token_id)).replace(" ", "␣")
 
 
 def encode_prompt(tok, prompt: str) -> list[int]:
