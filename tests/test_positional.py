@@ -40,6 +40,15 @@ def test_sinusoidal_table_is_the_closed_form():
         sinusoidal_table(4, 5)
 
 
+def test_the_sinusoidal_table_is_a_buffer_that_is_never_saved():
+    """Derived from the config: it moves with the model (.to) but is not in the state dict (persistent=False)."""
+    model = GPT(GPTConfig(vocab_size=11, context_length=8, n_layer=1, n_head=2, d_model=8, pos_encoding="sinusoidal"))
+    assert "pos_table" in dict(model.named_buffers()) and "pos_table" not in model.state_dict()
+    np.testing.assert_allclose(tinyllm.to_numpy(model.pos_table.data), sinusoidal_table(8, 8))
+    model.to("strict")
+    assert model.pos_table.device == "strict"
+
+
 def test_sinusoidal_shift_is_a_fixed_linear_map():
     # PE[p + k] = M_k PE[p] for every p, with M_k a block rotation: the paper's motivation
     pe = sinusoidal_table(40, 8).astype(np.float64)

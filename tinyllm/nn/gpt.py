@@ -42,7 +42,8 @@ import numpy as np
 
 from tinyllm import backend
 from tinyllm import functional as F
-from tinyllm.creation import arange
+from tinyllm.autograd import no_grad
+from tinyllm.creation import arange, tensor
 from tinyllm.nn import init
 from tinyllm.nn.block import Block, make_norm
 from tinyllm.nn.config import GPTConfig
@@ -53,7 +54,7 @@ from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
 from tinyllm.nn.positional import sinusoidal_table
 from tinyllm.nn.pretrained import load_pretrained, save_pretrained
-from tinyllm.tensor import Tensor, no_grad
+from tinyllm.tensor import Tensor
 
 
 class GPT(Module):
@@ -73,6 +74,9 @@ class GPT(Module):
         parts.update(drop=Dropout(config.dropout), h=ModuleList([Block(config) for _ in range(config.n_layer)]),
                      ln_f=make_norm(config))
         self.transformer = ModuleDict(parts)
+        if config.pos_encoding == "sinusoidal":  # derived from the config: a buffer that is never saved
+            self.register_buffer("pos_table", tensor(sinusoidal_table(config.context_length, config.d_model)),
+                                 persistent=False)
         self.lm_head = Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.transformer.wte.weight  # one Parameter under two names (Press & Wolf 2017)
@@ -145,14 +149,7 @@ class GPT(Module):
         if kind == "learned":
             return self.transformer.wpe(arange(offset, offset + T, device=self.device))  # (T, C)
         if kind == "sinusoidal":
-            # subtle: kept in __dict__, not as a buffer: derived from the config, so never saved; rebuilt
-            # when the device or the context length differs
-            table = self.__dict__.get("_sinusoidal")
-            if table is None or table.shape[0] != self.config.context_length or backend.device_of(table) != self.device:
-                table = backend.asarray(sinusoidal_table(self.config.context_length, self.config.d_model),
-                                        device=self.device)  # built on first use, not a parameter
-                self.__dict__["_sinusoidal"] = table
-            return Tensor(table[offset:offset + T])  # a constant (T, C)
+            return self.pos_table[offset:offset + T]  # a constant (T, C)
         return None  # rope and alibi act inside attention; none adds nothing
 
     def hidden_states(self, idx, cache=None):

@@ -41,7 +41,7 @@ import numpy as np
 
 from tinyllm import backend
 from tinyllm.function import Function
-from tinyllm.functional._util import as_tensor
+from tinyllm.tensor import Tensor
 
 
 def rope_cos_sin(positions, head_dim: int, theta: float = 10000.0) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +84,8 @@ class _Rope(Function):
 
 def apply_rope(x, cos, sin):
     """Rotate x (..., T, hs) — a Tensor — by the angles of cos, sin (T, hs) ("half" layout); differentiable."""
-    x = as_tensor(x, "apply_rope: x")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"apply_rope: x must be a tinyllm Tensor, got {type(x).__name__}; wrap data with tinyllm.tensor(...)")
     if x.shape[-2:] != tuple(cos.shape) or cos.shape != sin.shape:
         raise ValueError(f"apply_rope: x (..., T, hs) = {tuple(x.shape)} needs cos and sin of shape (T, hs), "
                          f"got {tuple(cos.shape)} and {tuple(sin.shape)}")
