@@ -45,7 +45,7 @@ def draw(t: dict, path: Path) -> None:
     names = {id(v): k for k, v in t.items()}
     depth = {}
     for k, v in t.items():  # insertion order is already topological
-        ctx = v._ctx
+        ctx = v.grad_fn
         depth[k] = 0 if ctx is None else 1 + max(depth[names[id(x)]] for x in ctx.inputs)
     columns: dict = {}
     for k, d in depth.items():
@@ -58,7 +58,7 @@ def draw(t: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(13, 5.5))
     for k, v in t.items():
         x, y = pos[k]
-        ctx = v._ctx
+        ctx = v.grad_fn
         if ctx is not None:  # the op node sits just left of its output
             ox, oy = x - 1.25, y
             ax.add_patch(plt.Circle((ox, oy), 0.32, color="#fde68a", zorder=2))
@@ -95,7 +95,7 @@ def main(argv=None) -> dict:
     values = {"x1": 2.0, "w1": -3.0, "x2": 0.0, "w2": 1.0, "b": 6.881373587019543}
     t = neuron(values)
     for v in t.values():
-        if v._ctx is not None:
+        if v.grad_fn is not None:
             v.retain_grad()  # keep intermediate gradients for the picture
     t["o"].backward(retain_graph=True)  # retain the graph so we can draw it
     print(f"o = {t['o'].item():.6f}")
