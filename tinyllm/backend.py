@@ -38,8 +38,13 @@ import numpy as np
 
 # the strict device lives in strict.py; its names are re-exported here (backend.StrictArray, ...)
 from tinyllm.strict import (  # noqa: F401
-    StrictArray, StrictTransferError, _unwrap, reset_transfer_stats, strict, transfer_stats,
+    StrictArray,
+    StrictTransferError,
+    reset_transfer_stats,
+    strict,
+    transfer_stats,
 )
+from tinyllm.strict import scatter_add as strict_scatter_add
 
 DEVICES = ("cpu", "cuda", "strict")
 
@@ -180,7 +185,7 @@ def scatter_add(target, index, values) -> None:
     if d == "cpu":
         np.add.at(target, index, values)
     elif d == "strict":
-        np.add.at(target._a, _unwrap(index, False), _unwrap(values, False))
+        strict_scatter_add(target, index, values)
     else:
         import cupyx
 

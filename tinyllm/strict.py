@@ -21,7 +21,6 @@ import types
 import numpy as np
 
 
-
 class StrictTransferError(TypeError):
     """Raised when a strict-device array is silently converted to NumPy."""
 
@@ -333,6 +332,11 @@ class _StrictModule(types.ModuleType):
 
 
 strict = _StrictModule(np)
+
+
+def scatter_add(target: StrictArray, index, values) -> None:
+    """In place: target[index] += values on the strict device, repeated indices accumulating (np.add.at)."""
+    np.add.at(target._a, _unwrap(index, False), _unwrap(values, False))
 
 # Transfers off the strict device: explicit ones (to_numpy) and scalar syncs (float(x), x.item()).
 _STATS = {"explicit": 0, "scalar": 0}
