@@ -103,7 +103,7 @@ def get_model(ckpt: Path | None, quick: bool, progress: bool):
             ckpt = Path(tmp.name)
         cfg, fields = preset(PRESET, out_dir=str(ckpt), sample_tokens=0, **(QUICK if quick else {}))
         t0 = time.perf_counter()
-        result = train(cfg, fields, progress=progress)
+        result = train(cfg, fields, progress=progress, log=print)
         model, tok, seed = result.model, result.tokenizer, cfg.seed
         info = dict(source=f"trained: preset {PRESET}" + (" with " + str(QUICK) if quick else "")
                     + f", {result.step} steps", val_loss=result.val_loss, seconds=time.perf_counter() - t0)

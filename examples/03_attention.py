@@ -179,7 +179,7 @@ def get_model(ckpt: Path | None, quick: bool, run_dir: Path):
         return GPT.from_pretrained(ckpt), load_tokenizer(ckpt), dict(source=str(ckpt), val_loss=val)
     out_dir = run_dir if quick else Path("out/labs/shakespeare-char")
     r = train_or_load(*preset(PRESET, out_dir=str(out_dir), sample_tokens=0, **(QUICK if quick else {})),
-                      progress=False)
+                      progress=False, log=print)
     return r.model, r.tokenizer, dict(source=str(out_dir), val_loss=r.val_loss,
                                       preset=PRESET + (f" with {QUICK}" if quick else ""))
 

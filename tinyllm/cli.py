@@ -101,7 +101,7 @@ def _train(args) -> int:
     from tinyllm import runtime
 
     runtime.keep_host_memory()  # process-wide, the command's choice: reuse freed memory between steps
-    result = train(cfg, model, resume=args.resume, progress=not args.no_progress)
+    result = train(cfg, model, resume=args.resume, progress=not args.no_progress, log=print)
     print(f"checkpoint: {result.out_dir}  (sample with: tinyllm sample --ckpt {result.out_dir})")
     if cfg.sample_tokens and not result.stopped_early:
         print("\n--- a sample (temperature 0.8, top-k 200) ---")

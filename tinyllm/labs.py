@@ -35,7 +35,7 @@ def lab_model(ckpt=None, quick_dir=None, progress: bool = True):
         return model.eval(), tok
     if quick_dir is not None:
         run = train_or_load(*preset("shakespeare-char-cpu", out_dir=str(quick_dir), sample_tokens=0,
-                                    **QUICK_OVERRIDES), progress=False)
+                                    **QUICK_OVERRIDES), progress=False, log=print)
     else:
-        run = train_or_load(*preset("shakespeare-char-cpu", out_dir=SHARED_RUN, sample_tokens=0), progress=progress)
+        run = train_or_load(*preset("shakespeare-char-cpu", out_dir=SHARED_RUN, sample_tokens=0), progress=progress, log=print)
     return run.model, run.tokenizer

@@ -120,13 +120,20 @@ def _prepare_data(cfg: TrainConfig, out_dir: Path, resume: bool, progress: bool)
     return tok, {"train": train_tokens, "val": val_tokens}
 
 
-def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progress: bool = True,
-          on_step=None, log=print) -> TrainResult:
+def _quiet(*args, **kwargs) -> None:
+    """The default `log`: library code prints nothing unless its caller passes a logger."""
+
+
+def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progress: bool = False,
+          on_step=None, log=None) -> TrainResult:
     """Train a GPT as `cfg` says; `model_fields` are GPTConfig fields other than vocab_size.
 
     on_step(step, record) is called after each logged step with the metrics record; returning
     True stops the run at the next iteration boundary (with a checkpoint), like Ctrl-C.
+    Quiet unless asked: `log` (e.g. ``print``) receives the status lines, `progress` shows a bar;
+    the CLI turns both on.
     """
+    log = log or _quiet
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = backend.check_device(cfg.device or backend.get_device())

@@ -79,8 +79,9 @@ def _last_eval(out_dir: Path) -> dict:
     return evals[-1] if evals else {}
 
 
-def train_or_load(cfg: TrainConfig, model_fields: dict, *, progress: bool = True, log=print) -> ReusedRun:
+def train_or_load(cfg: TrainConfig, model_fields: dict, *, progress: bool = False, log=None) -> ReusedRun:
     """The run ``train(cfg, model_fields)`` would produce, loaded from cfg.out_dir when it is already there."""
+    log = log or (lambda *a, **k: None)  # quiet unless the caller passes a logger (e.g. print)
     out_dir = Path(cfg.out_dir)
     try:
         state = load_checkpoint(out_dir) if (out_dir / CKPT_NAME).exists() else None
