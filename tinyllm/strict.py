@@ -11,6 +11,9 @@ counted, and so are scalar syncs (``float(x)``, ``x.item()``), which CuPy allows
     >>> strict.exp(x)            # the strict module: NumPy's namespace, wrapped
     StrictArray(array([2.71828183, 2.71828183, 2.71828183]))
     >>> np.exp(x)                # raises StrictTransferError
+
+Length: ~350 lines, most of them StrictArray's operator table (a pair of lines per
+special method): a list to look things up in, not logic to hold in one's head.
 """
 
 from __future__ import annotations

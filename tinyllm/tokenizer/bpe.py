@@ -22,6 +22,9 @@ is encoded as ordinary text). ``encode_ordinary`` never produces special ids.
 Lone surrogates: a str such as "a\\ud800" cannot be UTF-8 encoded. As tiktoken
 does, each lone surrogate is encoded as U+FFFD (so decode gives "a\\ufffd");
 decode(encode(s)) == s for every str without lone surrogates.
+
+Length: ~340 lines: the class is the Tokenizer interface plus tiktoken interop and
+its error messages; the algorithms themselves live in the files listed above.
 """
 
 from __future__ import annotations

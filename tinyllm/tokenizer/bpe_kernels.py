@@ -17,6 +17,9 @@ a tie), on token ids instead of byte strings:
 Worked example, ranks {a:0, b:1, c:2, ab:3, bc:4, abc:5}: the pair table holds
 (a, b) -> 3, (b, c) -> 4, (ab, c) -> 5 and (a, bc) -> 5, so BPE of b"abcab" goes
 [0, 1, 2, 0, 1] -> [3, 2, 0, 1] -> [3, 2, 3] -> [5, 3], as in encoder.py's docstring.
+
+Length: ~335 lines: the kernels share one hash-table and pair-table layout, so they
+stay together rather than each re-describing it.
 """
 
 from __future__ import annotations
