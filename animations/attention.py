@@ -21,9 +21,36 @@ scene draws what it returns (tests check it against PyTorch's scaled_dot_product
 from __future__ import annotations
 
 import numpy as np
-from manim import (DOWN, LEFT, RIGHT, UP, BLUE_C, GREEN_C, GREY_B, GREY_D, ORANGE, WHITE, YELLOW,
-                   Create, FadeIn, FadeOut, GrowFromEdge, Indicate, LaggedStart, Line, Rectangle, ReplacementTransform,
-                   Scene, SurroundingRectangle, Text, Transform, VGroup, Write, interpolate_color, ManimColor)
+from manim import (
+    BLUE_C,
+    DOWN,
+    GREEN_C,
+    GREY_B,
+    GREY_D,
+    LEFT,
+    ORANGE,
+    RIGHT,
+    UP,
+    WHITE,
+    YELLOW,
+    Create,
+    FadeIn,
+    FadeOut,
+    GrowFromEdge,
+    Indicate,
+    LaggedStart,
+    Line,
+    ManimColor,
+    Rectangle,
+    ReplacementTransform,
+    Scene,
+    SurroundingRectangle,
+    Text,
+    Transform,
+    VGroup,
+    Write,
+    interpolate_color,
+)
 
 from tinyllm.functional.softmax import softmax_forward
 

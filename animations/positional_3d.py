@@ -33,9 +33,38 @@ relative-position property.
 from __future__ import annotations
 
 import numpy as np
-from manim import (DEGREES, DOWN, LEFT, ORIGIN, PI, RIGHT, UP, OUT, BLUE_C, GREY_B, GREY_D, WHITE, YELLOW,
-                   Arc, Arrow, Circle, Create, Dot, FadeIn, FadeOut, LaggedStart, Line, ParametricFunction, Text,
-                   ThreeDScene, ValueTracker, VGroup, Write, color_gradient, linear)
+from manim import (
+    BLUE_C,
+    DEGREES,
+    DOWN,
+    GREY_B,
+    GREY_D,
+    LEFT,
+    ORIGIN,
+    OUT,
+    PI,
+    RIGHT,
+    UP,
+    WHITE,
+    YELLOW,
+    Arc,
+    Arrow,
+    Circle,
+    Create,
+    Dot,
+    FadeIn,
+    FadeOut,
+    LaggedStart,
+    Line,
+    ParametricFunction,
+    Text,
+    ThreeDScene,
+    ValueTracker,
+    VGroup,
+    Write,
+    color_gradient,
+    linear,
+)
 
 from tinyllm.nn import positional
 

@@ -79,7 +79,6 @@ class TinyllmRun:
 class TorchRun:
     def __init__(self, model_config, cfg, state):
         import torch
-
         import torch_gpt
 
         self.torch = torch

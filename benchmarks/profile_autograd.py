@@ -18,7 +18,6 @@ import resource
 import time
 
 import numpy as np
-
 from bench_autograd import make_weights, setup_tinyllm, setup_torch
 
 

@@ -41,8 +41,8 @@ import tinyllm  # noqa: E402
 from tinyllm import backend, runtime  # noqa: E402
 from tinyllm.nn import GPT  # noqa: E402
 from tinyllm.nn.attention import CausalSelfAttention  # noqa: E402
-from tinyllm.viz.attention_maps import attention_weights  # noqa: E402
 from tinyllm.train import load_checkpoint  # noqa: E402
+from tinyllm.viz.attention_maps import attention_weights  # noqa: E402
 
 UNIFORM, SINK = 0.9, 0.5  # a head is "near-uniform" at relative entropy >= 0.9, a "first-token sink" at >= 0.5 mass
 

@@ -33,8 +33,7 @@ from hypothesis import strategies as st
 import tinyllm
 import tinyllm.nn.attention as attention_module
 from tinyllm import functional as F
-from tinyllm.nn import GPT, GPTConfig
-from tinyllm.nn import init
+from tinyllm.nn import GPT, GPTConfig, init
 from tinyllm.nn.config import ACTIVATIONS, ATTENTIONS, NORMS, POS_ENCODINGS
 from tinyllm.nn.module import Module
 from tinyllm.tensor import Tensor, no_grad

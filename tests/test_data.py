@@ -12,15 +12,35 @@ import time
 
 import numpy as np
 import pytest
+from shared_data import data_file
 
 from tinyllm.data import (
-    CORPORA, CharTokenizer, ChecksumError, Corpus, DataError, DownloadError, TokenDataset, build_tokenizer,
-    cache_dir, corpus_path, encode_corpus, generate_stories, get_batch, load_text, load_tokenizer, load_tokens,
-    prepare_data, save_tokenizer, save_tokens, sha256_file, split_tokens, token_dtype,
+    CORPORA,
+    CharTokenizer,
+    ChecksumError,
+    Corpus,
+    DataError,
+    DownloadError,
+    TokenDataset,
+    build_tokenizer,
+    cache_dir,
+    corpus_path,
+    encode_corpus,
+    generate_stories,
+    get_batch,
+    load_text,
+    load_tokenizer,
+    load_tokens,
+    prepare_data,
+    registry,
+    save_tokenizer,
+    save_tokens,
+    sha256_file,
+    split_tokens,
+    stories,
+    token_dtype,
 )
-from tinyllm.data import registry, stories
 from tinyllm.tokenizer import BPETokenizer, Tokenizer
-from shared_data import data_file
 
 # ----------------------------------------------------------------------------- registry
 

@@ -18,11 +18,11 @@ import pytest
 import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
+from shared_data import data_file
 from strategies import unicode_texts
 
 from tinyllm.tokenizer.encoder import Encoder, bpe_reference, encode_ordinary_reference
 from tinyllm.tokenizer.patterns import resolve_pattern
-from shared_data import data_file
 
 VARIANTS = {"default": {}, "heap": {"heap_from": 2}, "no_cache": {"cache_size": 0}, "one_slot": {"cache_size": 1}}
 

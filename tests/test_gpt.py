@@ -8,8 +8,8 @@ import pytest
 
 import tinyllm
 from tinyllm import backend, optim
-from tinyllm.nn import GPT, GPTConfig
 from tinyllm.inference.sampling import filter_logits, sample
+from tinyllm.nn import GPT, GPTConfig
 
 SMALL = dict(vocab_size=37, context_length=16, n_layer=2, n_head=4, d_model=32)
 

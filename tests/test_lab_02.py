@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import data_file
 
 import tinyllm
 from tinyllm.nn import GPT, GPTConfig
 from tinyllm.nn.config import POS_ENCODINGS
 from tinyllm.nn.positional import sinusoidal_table
-
-from shared_data import data_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

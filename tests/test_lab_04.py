@@ -6,16 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gradcheck import gradcheck
 
 import tinyllm
 from tinyllm.data.tasks import IGNORE_INDEX, MARKERS, SEP, TASKS, VOCAB, decode, make_examples, task_batch
 from tinyllm.nn import GPT, GPTConfig
 from tinyllm.nn.attention import CausalSelfAttention
 from tinyllm.nn.attention_variants import (
-    VARIANTS, VariantAttention, causal_permutations, record_attention, use_variant,
+    VARIANTS,
+    VariantAttention,
+    causal_permutations,
+    record_attention,
+    use_variant,
 )
-
-from gradcheck import gradcheck
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = GPTConfig(vocab_size=len(VOCAB), context_length=8, n_layer=2, n_head=2, d_model=8)

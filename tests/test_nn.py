@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import tinyllm
-import tinyllm.functional as F
 from tinyllm import backend, nn
 from tinyllm.nn import init
 from tinyllm.tensor import Tensor

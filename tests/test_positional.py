@@ -5,17 +5,22 @@ import math
 
 import numpy as np
 import pytest
+from gradcheck import gradcheck
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyllm
 from tinyllm.nn import GPT, GPTConfig
 from tinyllm.nn.positional import (
-    alibi_bias, alibi_slopes, apply_rope, apply_rope_interleaved, half_to_interleaved, interleaved_to_half,
-    rope_cos_sin, sinusoidal_table,
+    alibi_bias,
+    alibi_slopes,
+    apply_rope,
+    apply_rope_interleaved,
+    half_to_interleaved,
+    interleaved_to_half,
+    rope_cos_sin,
+    sinusoidal_table,
 )
-
-from gradcheck import gradcheck
 
 
 def host(t):

@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 import regex
 from hypothesis import given
+from shared_data import data_file
 from strategies import UNICODE_FRAGMENTS as FRAGMENTS
 from strategies import unicode_texts
 
 from tinyllm.tokenizer.patterns import PATTERNS
 from tinyllm.tokenizer.pretokenize import has_fast_scanner, piece_bounds, piece_spans, split_reference
 from tinyllm.tokenizer.unicode_tables import LETTER, LOWERISH, NUMBER, SPACE, UPPERISH, casefold_letters, char_flags
-from shared_data import data_file
+
 
 def reference_bounds(text: str, pattern: str) -> np.ndarray:
     """Byte offsets of regex.finditer's matches, computed independently of the code under test."""

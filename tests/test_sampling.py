@@ -15,7 +15,13 @@ import tinyllm
 from tinyllm import backend
 from tinyllm.inference import sampling as S
 from tinyllm.inference.sampling import (
-    apply_penalties, check_sampling_args, entropy, filter_logits, make_rng, sample, softmax,
+    apply_penalties,
+    check_sampling_args,
+    entropy,
+    filter_logits,
+    make_rng,
+    sample,
+    softmax,
 )
 
 NEG = -math.inf
@@ -361,7 +367,10 @@ def test_processors_are_composable():
 def test_matches_hugging_face_warpers(torch):
     tf = pytest.importorskip("transformers", reason="transformers is not installed (optional oracle)")
     from transformers.generation.logits_process import (
-        MinPLogitsWarper, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,
+        MinPLogitsWarper,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
         TopPLogitsWarper,
     )
 

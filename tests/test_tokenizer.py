@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
-from tinyllm.tokenizer import WHOLE_TEXT_PATTERN, BPETokenizer, GPT2_PATTERN
 from shared_data import data_file
+
+from tinyllm.tokenizer import GPT2_PATTERN, WHOLE_TEXT_PATTERN, BPETokenizer
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\r\n"
         "You are all resolved rather to die than to famish?   1234 5678 don't we'll I'M  \t\n") * 8

@@ -24,11 +24,9 @@ import pytest
 import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
-
-from tinyllm.tokenizer import BPETokenizer
 from shared_data import data_file as _data_file
 
-
+from tinyllm.tokenizer import BPETokenizer
 
 
 def _chars(lo: int, hi: int) -> str:

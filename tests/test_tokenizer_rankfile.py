@@ -6,10 +6,10 @@ import base64
 import json
 
 import pytest
+from shared_data import data_file
 
 from tinyllm.tokenizer import BPETokenizer, RankFileError, read_ranks, sidecar_path
 from tinyllm.tokenizer.rankfile import check_ranks, format_ranks
-from shared_data import data_file
 
 BYTES = {bytes([i]): i for i in range(256)}
 

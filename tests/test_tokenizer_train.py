@@ -17,11 +17,11 @@ import sys
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from shared_data import data_file
 
 from tinyllm.tokenizer.patterns import resolve_pattern
 from tinyllm.tokenizer.reference import count_pretokens, get_stats, merge, train_reference
 from tinyllm.tokenizer.train import count_pretokens_fast, train_bpe, train_fast
-from shared_data import data_file
 
 BYTES = [bytes([i]) for i in range(256)]
 

@@ -8,12 +8,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from shared_data import data_file
 
 from tinyllm.cli import main
 from tinyllm.tokenizer import BPETokenizer, CharTokenizer
 from tinyllm.tokenizer.visualize import TokenSpan, plot_token_map, token_label, visualize, visualize_ids, xterm_rgb
 from tinyllm.viz.tokens import use_color
-from shared_data import data_file
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TEXT = "Hello <b>world</b> & \"friends\" 'here'\nnew line €uro"

@@ -12,12 +12,29 @@ CharTokenizer, load_tokenizer and save_tokenizer are re-exported here.
 """
 
 from tinyllm.data.dataset import (
-    TokenDataset, build_tokenizer, check_tokens, encode_corpus, encode_text, get_batch, load_tokens,
-    prepare_data, save_tokens, split_tokens, token_dtype,
+    TokenDataset,
+    build_tokenizer,
+    check_tokens,
+    encode_corpus,
+    encode_text,
+    get_batch,
+    load_tokens,
+    prepare_data,
+    save_tokens,
+    split_tokens,
+    token_dtype,
 )
 from tinyllm.data.registry import (
-    CORPORA, ChecksumError, Corpus, DataError, DownloadError, available_corpora, cache_dir, corpus_path,
-    load_text, sha256_file,
+    CORPORA,
+    ChecksumError,
+    Corpus,
+    DataError,
+    DownloadError,
+    available_corpora,
+    cache_dir,
+    corpus_path,
+    load_text,
+    sha256_file,
 )
 from tinyllm.data.stories import generate_stories
 from tinyllm.tokenizer import CharTokenizer, load_tokenizer, save_tokenizer

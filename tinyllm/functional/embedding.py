@@ -14,16 +14,14 @@ float32 a Numba loop does the same sum in the same order, 25x faster.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from tinyllm import backend
 from tinyllm.function import Function
-import numba
-
 from tinyllm.functional import kernels
-from tinyllm.functional.kernels import FASTMATH, contiguous
 from tinyllm.functional._util import as_tensor, raw
-
+from tinyllm.functional.kernels import FASTMATH, contiguous
 
 # ----------------------------------------------------------------------------- the host kernel of the backward
 

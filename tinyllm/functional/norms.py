@@ -28,8 +28,8 @@ import numpy as np
 from tinyllm import backend
 from tinyllm.function import Function
 from tinyllm.functional import kernels
-from tinyllm.functional.kernels import ONE, ZERO, contiguous, f32, kernel, split
 from tinyllm.functional._util import as_tensor
+from tinyllm.functional.kernels import ONE, ZERO, contiguous, f32, kernel, split
 
 
 def _normalized(x, normalized_shape, name):

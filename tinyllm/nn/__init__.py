@@ -20,17 +20,17 @@
 
 from tinyllm.nn import init
 from tinyllm.nn.activation import GELU, ReLU, SiLU, Tanh
+from tinyllm.nn.attention import CausalSelfAttention
+from tinyllm.nn.block import Block
+from tinyllm.nn.config import GPTConfig
+from tinyllm.nn.container import ModuleDict, ModuleList, Sequential
 from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.embedding import Embedding
+from tinyllm.nn.gpt import GPT
 from tinyllm.nn.linear import Linear
-from tinyllm.nn.container import ModuleDict, ModuleList, Sequential
+from tinyllm.nn.mlp import MLP
 from tinyllm.nn.module import Module, Parameter
 from tinyllm.nn.norms import LayerNorm, RMSNorm
-from tinyllm.nn.config import GPTConfig
-from tinyllm.nn.attention import CausalSelfAttention
-from tinyllm.nn.mlp import MLP
-from tinyllm.nn.block import Block
-from tinyllm.nn.gpt import GPT
 
 __all__ = [
     "Block", "CausalSelfAttention", "GPT", "GPTConfig", "MLP",

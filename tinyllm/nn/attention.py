@@ -39,6 +39,7 @@ import numpy as np
 
 from tinyllm import backend
 from tinyllm import functional as F
+from tinyllm.autograd import is_grad_enabled
 from tinyllm.functional.softmax import softmax_forward
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.dropout import Dropout
@@ -46,7 +47,6 @@ from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
 from tinyllm.nn.positional import alibi_bias, apply_rope, rope_cos_sin
 from tinyllm.nn.positional.rope import rotate
-from tinyllm.autograd import is_grad_enabled
 from tinyllm.tensor import Tensor
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from tinyllm.nn.module import Module, _addindent
 
+
 class ModuleList(Module):
     """A list of modules, registered under the names "0", "1", ... (``h.0.attn.weight``)."""
 

@@ -44,9 +44,9 @@ import threading
 import numpy as np
 
 from tinyllm.tokenizer.bpe_kernels import _build_kernel, _encode_pieces
-from tinyllm.tokenizer.reference import replace_surrogates
 from tinyllm.tokenizer.patterns import resolve_pattern
 from tinyllm.tokenizer.pretokenize import _fast_scanner, _texts_spans, split_reference
+from tinyllm.tokenizer.reference import replace_surrogates
 
 CACHE_MAX_BYTES = 32  # pieces up to this long are cached; longer ones are rare and BPE'd every time
 HEAP_FROM = 128  # pieces at least this long merge with a heap, O(n log n), not tiktoken's O(n^2) scan

@@ -22,8 +22,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from tinyllm.tokenizer.unicode_tables import (LETTER, LOWERISH, NUMBER, SPACE, UPPERISH, decode_utf8, letter_of,
-                                              run_of_bit, run_of_group)
+from tinyllm.tokenizer.unicode_tables import (
+    LETTER,
+    LOWERISH,
+    NUMBER,
+    SPACE,
+    UPPERISH,
+    decode_utf8,
+    letter_of,
+    run_of_bit,
+    run_of_group,
+)
 
 _kernel = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True)

@@ -17,8 +17,20 @@ import numpy as np
 
 from .patterns import resolve_pattern
 from .reference import as_texts, initial_state, replace_surrogates, split_specials
-from .train_kernels import (EMPTY, KEY_SHIFT, S_DONE, S_MERGES, S_POOL, S_TOKENS, S_TRIE, T_LEN, T_OFF, _count_pieces,
-                            _init, _train_steps)
+from .train_kernels import (
+    EMPTY,
+    KEY_SHIFT,
+    S_DONE,
+    S_MERGES,
+    S_POOL,
+    S_TOKENS,
+    S_TRIE,
+    T_LEN,
+    T_OFF,
+    _count_pieces,
+    _init,
+    _train_steps,
+)
 
 
 def count_pretokens_fast(text_or_texts, pattern: str | None, special_tokens=(), chunk_bytes: int = 1 << 25) -> dict[bytes, int]:

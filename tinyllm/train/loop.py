@@ -33,13 +33,22 @@ import numpy as np
 import tinyllm
 from tinyllm import backend
 from tinyllm.data import (
-    build_tokenizer, encode_corpus, get_batch, load_text, load_tokenizer, save_tokenizer, split_tokens,
+    build_tokenizer,
+    encode_corpus,
+    get_batch,
+    load_text,
+    load_tokenizer,
+    save_tokenizer,
+    split_tokens,
 )
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.gpt import GPT
 from tinyllm.optim import AdamW, WarmupCosine, clip_grad_norm_
 from tinyllm.train.checkpoint import (
-    load_checkpoint, restore_rng, save_checkpoint, truncate_metrics,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    truncate_metrics,
 )
 from tinyllm.train.config import TrainConfig
 

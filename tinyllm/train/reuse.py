@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyllm.data import load_text, load_tokenizer
-from tinyllm.serialization import CheckpointError, write_atomic
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.gpt import GPT
+from tinyllm.serialization import CheckpointError, write_atomic
 from tinyllm.train.checkpoint import CKPT_NAME, load_checkpoint, read_metrics
 from tinyllm.train.config import TrainConfig
 from tinyllm.train.loop import TrainResult, train

@@ -14,7 +14,11 @@ through the distance i - j between query and key.
 
 from tinyllm.nn.positional.alibi import alibi_bias, alibi_slopes
 from tinyllm.nn.positional.rope import (
-    apply_rope, apply_rope_interleaved, half_to_interleaved, interleaved_to_half, rope_cos_sin,
+    apply_rope,
+    apply_rope_interleaved,
+    half_to_interleaved,
+    interleaved_to_half,
+    rope_cos_sin,
 )
 from tinyllm.nn.positional.sinusoidal import sinusoidal_table
 

@@ -33,8 +33,8 @@ def add_subcommand(sub) -> None:
 
 def run(args) -> int:
     ckpt = args.ckpt
-    from tinyllm.viz.dashboard.server import make_server
     from tinyllm.train import load_run
+    from tinyllm.viz.dashboard.server import make_server
 
     try:
         model, tok = load_run(ckpt)
