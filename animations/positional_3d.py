@@ -115,7 +115,8 @@ R = 0.85
 def plate_mobject(i: int, m: float, n: float) -> VGroup:
     """Plane i of RoPE: circle, q rotated by m*theta_i, k rotated by n*theta_i, the arc between them."""
     qi, ki = rope_rotate(Q_VEC, m)[2 * i:2 * i + 2], rope_rotate(K_VEC, n)[2 * i:2 * i + 2]
-    scale = R / max(np.linalg.norm(Q_VEC.reshape(-1, 2), axis=1).max(), np.linalg.norm(K_VEC.reshape(-1, 2), axis=1).max())
+    scale = R / max(np.linalg.norm(Q_VEC.reshape(-1, 2), axis=1).max(),
+                    np.linalg.norm(K_VEC.reshape(-1, 2), axis=1).max())
     q_end, k_end = np.array([*qi * scale, 0]), np.array([*ki * scale, 0])
     a_q, a_k = np.arctan2(qi[1], qi[0]), np.arctan2(ki[1], ki[0])
     delta = (a_q - a_k + PI) % (2 * PI) - PI                            # signed angle k -> q in (-pi, pi]
@@ -186,8 +187,8 @@ class Positional3DScene(ThreeDScene):
         for k in range(D_SIN):
             freq = BASE ** (-(k // 2) * 2 / D_SIN)
             f = np.sin if k % 2 == 0 else np.cos
-            curves.add(ParametricFunction(lambda p, k=k, f=f, w=freq: sin_point(p, k, f(p * w)), t_range=[0, T - 1, 0.1],
-                                          color=colors[k], stroke_width=3))
+            curves.add(ParametricFunction(lambda p, k=k, f=f, w=freq: sin_point(p, k, f(p * w)),
+                                          t_range=[0, T - 1, 0.1], color=colors[k], stroke_width=3))
         self.play(LaggedStart(*[Create(c) for c in curves], lag_ratio=0.15), run_time=3.0)
 
         # token m's encoding: the slice through every curve at pos = m
@@ -199,7 +200,8 @@ class Positional3DScene(ThreeDScene):
             dots = VGroup(*[Dot(sin_point(p, k, row[k]), radius=0.08, color=colors[k]) for k in range(D_SIN)])
             stems = VGroup(*[Line(sin_point(p, k, 0), sin_point(p, k, row[k]), color=colors[k], stroke_width=2)
                              for k in range(D_SIN)])
-            floor = Line(sin_point(p, 0, 0), sin_point(p, D_SIN - 1, 0), color=WHITE, stroke_width=2, stroke_opacity=0.5)
+            floor = Line(sin_point(p, 0, 0), sin_point(p, D_SIN - 1, 0), color=WHITE, stroke_width=2,
+                         stroke_opacity=0.5)
             for j, t in enumerate(toks):
                 t.set_color(YELLOW if j == int(round(p)) else WHITE)
             return VGroup(floor, stems, dots)
@@ -207,8 +209,8 @@ class Positional3DScene(ThreeDScene):
         def pe_text():
             j = int(round(m.get_value()))
             body = " ".join(f"{x:+.2f}" for x in pe[j])
-            return [self.live_text(("pe", j), lambda: Text(f'PE[{j}] ("{TOKENS[j]}") = [{body}]', font=MONO, font_size=14,
-                                                           color=YELLOW).next_to(formula, UP, buff=0.15))]
+            return [self.live_text(("pe", j), lambda: Text(f'PE[{j}] ("{TOKENS[j]}") = [{body}]', font=MONO,
+                                                           font_size=14, color=YELLOW).next_to(formula, UP, buff=0.15))]
 
         slc = slice_at()
         slc.add_updater(lambda s: s.become(slice_at()))
@@ -238,7 +240,8 @@ class Positional3DScene(ThreeDScene):
                                       .shift([-4.3, 0.0, -0.9])], run_time=2.0)
         title2 = Text("RoPE: rotate q and k, pair by pair", font=SANS, font_size=30).to_corner(UP + LEFT, buff=0.3)
         thetas = rope_angles(D_HEAD)
-        formula2 = Text("plane i = (x[2i], x[2i+1]) of a vector at position m turns by m·θᵢ,  θᵢ = 10000^(−2i/d),  d = 8\n"
+        formula2 = Text("plane i = (x[2i], x[2i+1]) of a vector at position m turns by m·θᵢ,  "
+                        "θᵢ = 10000^(−2i/d),  d = 8\n"
                         "q_m·k_n = Σᵢ |qᵢ||kᵢ| cos(φq,ᵢ − φk,ᵢ + (m − n)·θᵢ):  a function of m − n only",
                         font=MONO, font_size=16, color=GREY_B, line_spacing=0.9).to_edge(DOWN, buff=0.2)
         self.fixed(title2, formula2)
@@ -272,8 +275,8 @@ class Positional3DScene(ThreeDScene):
         sin_lbl = Text("sinusoidal: added to the embeddings (d = 16)", font=SANS, font_size=17, color=GREY_B)
         sin_lbl.move_to([-3.9, 0.95, 0])
         self.fixed(sin_lbl)
-        self.play(Write(title2), FadeIn(formula2), FadeIn(sin_lbl), FadeIn(legend), FadeIn(plates), FadeIn(plate_lbl), FadeIn(read),
-                  run_time=1.0)
+        self.play(Write(title2), FadeIn(formula2), FadeIn(sin_lbl), FadeIn(legend), FadeIn(plates), FadeIn(plate_lbl),
+                  FadeIn(read), run_time=1.0)
         # q walks along the sequence: plane 0 turns a radian per token, plane 3 a thousandth
         self.play(mt.animate.set_value(T - 1), run_time=3.5, rate_func=linear)
         self.play(mt.animate.set_value(2), run_time=1.2)

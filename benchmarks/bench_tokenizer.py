@@ -139,8 +139,9 @@ def bench_train(args, text: str) -> list[tuple]:
 
     sizes = {}
     contenders = {
-        "tinyllm BPETokenizer.train": lambda: sizes.__setitem__("tinyllm BPETokenizer.train",
-                                                                BPETokenizer.train(text, args.vocab, pattern="gpt2", progress=False).vocab_size),
+        "tinyllm BPETokenizer.train": lambda: sizes.__setitem__(
+            "tinyllm BPETokenizer.train",
+            BPETokenizer.train(text, args.vocab, pattern="gpt2", progress=False).vocab_size),
         "HF tokenizers BpeTrainer": lambda: sizes.__setitem__("HF tokenizers BpeTrainer", train_hf(text, args.vocab)),
     }
     times = interleaved(contenders, args.rounds)
@@ -191,7 +192,8 @@ def main(argv=None) -> None:
 
     print(f"command: {' '.join(f'{k}={os.environ[k]}' for k in ('NUMBA_NUM_THREADS', 'RAYON_NUM_THREADS'))} "
           f"python {shlex.join([os.path.relpath(__file__), *(argv if argv is not None else sys.argv[1:])])}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}, "
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"python {platform.python_version()}, "
           f"numba {numba.__version__}, tiktoken {tiktoken.__version__}, tokenizers {tokenizers.__version__}")
     print(f"text: tinyshakespeare{' (first 200 kB)' if args.quick else ''}, {len(text.encode()):,} bytes; "
           f"{args.rounds} rounds, medians")
@@ -199,8 +201,8 @@ def main(argv=None) -> None:
         print_table("(a) encoding with GPT-2's ranks, single thread", ("", "time", "throughput", "speed / tiktoken's"),
                     bench_encode(args, text))
     if args.part in ("train", "all"):
-        print_table(f"(b) training to vocab {args.vocab}, gpt2 pattern, single thread", ("", "time", "result", "time / HF"),
-                    bench_train(args, text))
+        print_table(f"(b) training to vocab {args.vocab}, gpt2 pattern, single thread",
+                    ("", "time", "result", "time / HF"), bench_train(args, text))
 
 
 if __name__ == "__main__":

@@ -204,7 +204,8 @@ def main(argv=None):
     ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
     print(f"\nval loss at {cfg.max_iters} iters ({cfg.eval_iters} batches): tinyllm {evals[-1]['tinyllm']['val']:.4f}, "
           f"torch {evals[-1]['torch']['val']:.4f}   (nanoGPT's published figure: 1.88)")
-    print(f"val loss over {final_eval_iters} batches: tinyllm {final_val['tinyllm']:.4f}, torch {final_val['torch']:.4f}")
+    print(f"val loss over {final_eval_iters} batches: tinyllm {final_val['tinyllm']:.4f}, "
+          f"torch {final_val['torch']:.4f}")
     print(f"ms per iteration (median): tinyllm {ms['tinyllm']:.2f}, torch {ms['torch']:.2f}; "
           f"ratio tinyllm/torch {ratio:.2f}x (quartiles {q1:.2f}-{q3:.2f}, {len(paired)} chunk pairs)")
     print(f"wall time {time.perf_counter() - t_start:.0f} s")

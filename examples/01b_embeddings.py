@@ -19,8 +19,10 @@ Whatever structure the trained rows have, training put there. This lab measures 
 The preset ties the embedding to the output layer (GPT-2's choice, as nanoGPT):
 each row is both how a character is read and how it is predicted.
 
-    python examples/01b_embeddings.py                    # trains (~1-2 min on 2 cores), figures in docs/figures/01b_*.png
-    python examples/01b_embeddings.py --ckpt out/sc      # analyse a run of `tinyllm train --preset shakespeare-char-cpu --out out/sc`
+    python examples/01b_embeddings.py                    # trains (~1-2 min on 2 cores),
+                                                         # figures in docs/figures/01b_*.png
+    python examples/01b_embeddings.py --ckpt out/sc      # analyse a run of
+                                                         # `tinyllm train --preset shakespeare-char-cpu --out out/sc`
     python examples/01b_embeddings.py --quick            # a tiny model, a few steps (CI)
 """
 
@@ -258,7 +260,8 @@ def main(argv=None) -> dict:
     order = sorted(range(V), key=lambda i: (GROUPS.index(labels[i]), chars[i]))
     val = f", val loss {info['val_loss']:.4f}" if info["val_loss"] is not None else ""
     took = f" in {info['seconds']:.0f} s" if info["seconds"] is not None else ""
-    print(f"model: {info['source']}{took}{val}; embeddings {V} x {C}, tied to the output: {model.config.tie_embeddings}")
+    print(f"model: {info['source']}{took}{val}; embeddings {V} x {C}, "
+          f"tied to the output: {model.config.tie_embeddings}")
 
     one_hot = np.eye(V)
     S = cosine_matrix(E)
@@ -342,7 +345,8 @@ def main(argv=None) -> dict:
     seconds = time.perf_counter() - t_start
     print(f"\nfigures in {args.out}/01b_*.png; {seconds:.1f} s")
     return dict(V=V, C=C, stats=stats, groups=table, cases=cases, cases_rest=cases_rest, neighbours=near,
-                movement=movement, pca_var=var[:2].tolist(), freq_pc1=freq_pc1, val_loss=info["val_loss"], seconds=seconds)
+                movement=movement, pca_var=var[:2].tolist(), freq_pc1=freq_pc1, val_loss=info["val_loss"],
+                seconds=seconds)
 
 
 if __name__ == "__main__":

@@ -202,8 +202,8 @@ def plot_collapse(table: dict, path: Path) -> None:
     for ax, enc in zip(axes, encs):
         rel, first = np.asarray(table[enc]["relative_entropy"]), np.asarray(table[enc]["first_token"])
         im = ax.imshow(rel, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        for (l, h), r in np.ndenumerate(rel):
-            ax.text(h, l, f"{r:.2f}\n{first[l, h]:.2f}", ha="center", va="center", fontsize=6,
+        for (layer, h), r in np.ndenumerate(rel):
+            ax.text(h, layer, f"{r:.2f}\n{first[layer, h]:.2f}", ha="center", va="center", fontsize=6,
                     color="w" if r < 0.6 else "k")
         ax.set(title=f"{enc} ({table[enc]['val_loss']:.3f})", xlabel="head", xticks=range(rel.shape[1]),
                yticks=range(rel.shape[0]))

@@ -348,7 +348,8 @@ def plot_qkv_curves(results, path: Path) -> None:
     for ax, name in zip(axes, ("toy", "stories")):
         for variant, r in results[name].items():
             curve = r["curve"]
-            ax.plot([s for s, _ in curve], [np.mean([l for l, _ in ev.values()]) for _, ev in curve], label=variant)
+            ax.plot([s for s, _ in curve], [np.mean([loss for loss, _ in ev.values()]) for _, ev in curve],
+                    label=variant)
         ax.set_title(f"{name}: val loss per Q/K/V variant" + (" (mean of the 3 tasks)" if name == "toy" else ""))
         ax.set_xlabel("step")
         _loss_axis(ax, log=name == "toy")

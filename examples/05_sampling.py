@@ -181,8 +181,9 @@ def part1(model, tok, val: str, n_prompts: int, per_prompt: int, quick: bool, se
         r = dict(setting=setting, name=name(setting), **measure(model, rows, setting),
                  **diversity(texts, per_prompt), example=prompts[0] + texts[0])
         results.append(r)
-        print(f"  {r['name']:<18} H {r['entropy']:5.3f}  NLL {r['nll']:5.3f}  KL {r['kl']:5.3f}  distinct-1/2/3 {r['distinct_1']:.2f} "
-              f"{r['distinct_2']:.2f} {r['distinct_3']:.2f}  self-sim {r['self_similarity']:.3f}  "
+        print(f"  {r['name']:<18} H {r['entropy']:5.3f}  NLL {r['nll']:5.3f}  KL {r['kl']:5.3f}  "
+              f"distinct-1/2/3 {r['distinct_1']:.2f} {r['distinct_2']:.2f} {r['distinct_3']:.2f}  "
+              f"self-sim {r['self_similarity']:.3f}  "
               f"({time.perf_counter() - t0:.1f} s)  {texts[0][:40]!r}")
     # real text: random held-out windows, in groups of per_prompt, measured the same way
     rng = np.random.default_rng(seed)

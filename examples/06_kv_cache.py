@@ -14,7 +14,8 @@
    which positions each request reused, the hit rate over time, hit rate against the cache's
    byte budget, the logits against a full forward, and the time saved (also with a long shared prefix).
 
-    python examples/06_kv_cache.py            # the chapter's numbers and figures (docs/figures/06_*.png, 06_kv_cache.json)
+    python examples/06_kv_cache.py            # the chapter's numbers and figures
+                                              # (docs/figures/06_*.png, 06_kv_cache.json)
     python examples/06_kv_cache.py --quick    # a tiny model and lengths, for CI (figures go to --out)
     python examples/06_kv_cache.py --ckpt DIR # parts 1 and 4 on a model of yours (a `tinyllm train` run folder)
 """
@@ -87,7 +88,8 @@ def what_the_cache_holds(model, tok, prompt: str, n_new: int) -> dict:
 
 
 def time_tokens(model, prompt, n, use_cache: bool) -> list[float]:
-    """CPU seconds of each of n greedy tokens: with the cache [prefill, decode, decode, ...], without [forward over all]."""
+    """CPU seconds of each of n greedy tokens: with the cache [prefill, decode, decode, ...],
+    without [forward over all]."""
     ids, out = prompt, []
     cache = model.make_cache(batch_size=1, max_len=prompt.shape[1] + n) if use_cache else None
     feed = prompt
@@ -215,7 +217,8 @@ def prefix_cache_part(model, tok, texts, block_size: int, out: Path) -> dict:
     budgets = []
     for n_blocks in (0, 1, 2, 4, 8, 16, 32):  # hit rate against the byte budget (LRU eviction)
         _, p = kv_viz.simulate(model, requests, block_size=block_size, max_bytes=n_blocks * block)
-        budgets.append(dict(blocks=n_blocks, bytes=n_blocks * block, hit_rate=p.stats.hit_rate, evicted=p.stats.evicted))
+        budgets.append(dict(blocks=n_blocks, bytes=n_blocks * block, hit_rate=p.stats.hit_rate,
+                            evicted=p.stats.evicted))
     print("  hit rate by budget: " + ", ".join(f"{b['blocks']} blocks {b['hit_rate']:.2f}" for b in budgets))
     fig, ax = plt.subplots(figsize=(6, 3.2), constrained_layout=True)
     ax.plot([b["blocks"] for b in budgets], [b["hit_rate"] for b in budgets], "o-")
@@ -275,7 +278,8 @@ def long_prefix_speed(prefix_len: int, suffix_len: int, n_requests: int, d_model
             worst = max(float(np.abs(a - b).max()) for a, b in zip(out, ref))
     print(f"  {n_requests} requests = one shared {prefix_len}-token prefix + {suffix_len} own tokens "
           f"({n_layer} layers x {d_model}, blocks of {block_size}): {times['from scratch']:.2f} s CPU from scratch, "
-          f"{times['prefix cache']:.2f} s with the prefix cache ({times['from scratch'] / times['prefix cache']:.1f}x); "
+          f"{times['prefix cache']:.2f} s with the prefix cache "
+          f"({times['from scratch'] / times['prefix cache']:.1f}x); "
           f"max |last logits difference| {worst:.1e}")
     return dict(prefix_len=prefix_len, suffix_len=suffix_len, n_requests=n_requests, block_size=block_size,
                 cpu_s=times, max_abs_diff=worst,

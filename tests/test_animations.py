@@ -119,7 +119,8 @@ def test_sinusoidal_table_is_the_closed_form():
         for i in range(d // 2):
             assert table[pos, 2 * i] == pytest.approx(math.sin(pos / 10000 ** (2 * i / d)), abs=1e-12)
             assert table[pos, 2 * i + 1] == pytest.approx(math.cos(pos / 10000 ** (2 * i / d)), abs=1e-12)
-    np.testing.assert_allclose(p.sinusoidal_table([1], 4)[0], [math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)])
+    np.testing.assert_allclose(p.sinusoidal_table([1], 4)[0],
+                               [math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)])
     from tinyllm.nn.positional import sinusoidal_table as lib_table  # the scene wraps it: float64 vs its float32
 
     np.testing.assert_allclose(np.asarray(lib_table(np.arange(8), d), dtype=np.float64), table, atol=1e-6)
@@ -179,7 +180,8 @@ def test_render_to_a_file_name(tmp_path):
     scenes = tmp_path / "scenes"
     scenes.mkdir()
     (scenes / "attention.py").write_text("from manim import Scene, Square\n\nclass AttentionScene(Scene):\n"
-                                         "    def construct(self):\n        self.add(Square(color='#ff8800', fill_opacity=1))\n")
+                                         "    def construct(self):\n"
+                                         "        self.add(Square(color='#ff8800', fill_opacity=1))\n")
     target = tmp_path / "figs" / "03-attention-animation.png"
     assert run_cli(["render", "attention", "--still", "--quality", "l", "--scene-dir", str(scenes),
                     "--out", str(target)]) == 0
@@ -195,7 +197,8 @@ def test_a_failing_scene_is_reported(tmp_path, capsys):
     scenes.mkdir()
     (scenes / "attention.py").write_text("from manim import Scene\n\nclass AttentionScene(Scene):\n"
                                          "    def construct(self):\n        raise ValueError('boom in the scene')\n")
-    rc = run_cli(["render", "attention", "--still", "--quality", "l", "--scene-dir", str(scenes), "--out", str(tmp_path)])
+    rc = run_cli(["render", "attention", "--still", "--quality", "l", "--scene-dir", str(scenes),
+                  "--out", str(tmp_path)])
     assert rc == 1
     err = capsys.readouterr().err
     assert "manim failed" in err and "AttentionScene" in err

@@ -230,7 +230,8 @@ def test_cli_without_a_model_or_a_port_says_so(tiny, tmp_path, capsys):
 def test_cli_serves_the_page(tiny, tmp_path):
     ckpt = _save_run(tiny, tmp_path / "run")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "tinyllm", "dashboard", "--ckpt", str(ckpt), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "tinyllm", "dashboard", "--ckpt", str(ckpt), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
         assert line.startswith("tinyllm dashboard: http://127.0.0.1:"), (line, proc.stderr.read())

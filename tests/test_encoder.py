@@ -37,7 +37,8 @@ def gpt2_ranks():
 
 @pytest.fixture(scope="module")
 def gpt2_tiktoken(gpt2_ranks):
-    return tiktoken.Encoding("gpt2-test", pat_str=resolve_pattern("gpt2"), mergeable_ranks=gpt2_ranks, special_tokens={})
+    return tiktoken.Encoding("gpt2-test", pat_str=resolve_pattern("gpt2"), mergeable_ranks=gpt2_ranks,
+                             special_tokens={})
 
 
 @pytest.fixture(scope="module")
@@ -168,12 +169,14 @@ def test_batch_equals_one_by_one(gpt2_ranks, gpt2_encoder_for, pattern, texts):
 
 
 def test_custom_regex(gpt2_ranks, gpt2_tiktoken):
-    """A pattern without a Numba scanner goes through the regex module; text between matches is dropped, as tiktoken does."""
+    """A pattern without a Numba scanner goes through the regex module; text between matches is dropped,
+    as tiktoken does."""
     for pattern in [r"\w+|\W", r"\w+"]:
         enc = Encoder(gpt2_ranks, pattern)
         ref = tiktoken.Encoding("custom", pat_str=pattern, mergeable_ranks=gpt2_ranks, special_tokens={})
         for text in ["hello, world! 123", "a  b\r\nc", ""]:
-            assert enc.encode_ordinary(text) == ref.encode_ordinary(text) == encode_ordinary_reference(text, gpt2_ranks, pattern)
+            assert (enc.encode_ordinary(text) == ref.encode_ordinary(text)
+                    == encode_ordinary_reference(text, gpt2_ranks, pattern))
 
 
 def test_bad_vocabularies_are_refused():

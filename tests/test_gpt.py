@@ -64,7 +64,8 @@ def test_config_defaults_and_derived_sizes():
     (dict(norm_eps=0.0), "norm_eps must be a positive number"),
     (dict(norm="batchnorm"), "unknown norm 'batchnorm'; expected one of 'layernorm', 'rmsnorm'"),
     (dict(activation="tanh"), "unknown activation 'tanh'; expected one of 'gelu', 'gelu_tanh', 'relu', 'silu'"),
-    (dict(pos_encoding="xpos"), "unknown pos_encoding 'xpos'; expected one of 'learned', 'sinusoidal', 'rope', 'alibi', 'none'"),
+    (dict(pos_encoding="xpos"),
+     "unknown pos_encoding 'xpos'; expected one of 'learned', 'sinusoidal', 'rope', 'alibi', 'none'"),
     (dict(attention="sparse"), "unknown attention 'sparse'; expected one of 'full'"),
 ])
 def test_config_rejects_bad_values_with_clear_errors(kw, match):

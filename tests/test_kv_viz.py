@@ -92,7 +92,8 @@ def test_cli_errors_exit_2_with_a_message(ckpt, tmp_path, capsys, case, message)
     prompts = tmp_path / "p.txt"
     prompts.write_text({"empty": "\n  \n", "unknown": "abc\nabZ\n", "long": "a" * 33 + "\n"}.get(case, "abc\n"))
     argv = ["kv-viz", "--ckpt", str(tmp_path / "nothing" if case == "no_ckpt" else ckpt),
-            "--prompts", str(tmp_path / "missing.txt" if case == "no_file" else prompts), "--out", str(tmp_path / "o.html")]
+            "--prompts", str(tmp_path / "missing.txt" if case == "no_file" else prompts),
+            "--out", str(tmp_path / "o.html")]
     if case == "block":
         argv += ["--block-size", "0"]
     assert cli(argv) == 2

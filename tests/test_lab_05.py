@@ -1,4 +1,5 @@
-"""Lab 5: its measures (distinct-n, self-similarity, repeated n-grams, loops) on worked examples, and the --quick run."""
+"""Lab 5: its measures (distinct-n, self-similarity, repeated n-grams, loops) on worked examples,
+and the --quick run."""
 
 import json
 import math

@@ -24,7 +24,8 @@ def test_lab_quick_runs_and_writes_its_figures(tmp_path, capsys):
     assert holds["cache_bytes"] == holds["formula_bytes"]
     assert all(r["bytes"] == r["formula"] for r in report["memory"])
     assert [r["n"] for r in report["speed"]["rows"]] == [16, 32, 64]
-    for r in report["speed"]["rows"]:  # the reported speedup is the ratio of the measured times (timing itself is noise)
+    # the reported speedup is the ratio of the measured times (timing itself is noise)
+    for r in report["speed"]["rows"]:
         assert r["speedup"] == pytest.approx(r["uncached_s"] / r["cached_s"]) and r["cached_s"] > 0
 
     pre = report["prefix"]

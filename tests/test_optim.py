@@ -133,7 +133,8 @@ def test_adamw_with_schedule_and_clipping_matches_torch(torch):
     sched = optim.WarmupCosine(opt, warmup_steps=5, max_steps=15, min_lr_ratio=0.1)
     topt = torch.optim.AdamW([tW, tb], lr=0.1, weight_decay=0.1)
     tsched = torch.optim.lr_scheduler.LambdaLR(
-        topt, lambda s: s / 5 if s < 5 else (0.1 if s >= 15 else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - 5) / 10)))
+        topt,
+        lambda s: s / 5 if s < 5 else (0.1 if s >= 15 else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - 5) / 10))),
     )
     for _ in range(STEPS):
         opt.zero_grad()

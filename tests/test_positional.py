@@ -158,7 +158,8 @@ def test_alibi_slopes_follow_the_paper():
         np.testing.assert_allclose(alibi_slopes(n), [2.0 ** (-8 * h / n) for h in range(1, n + 1)])
     # not a power of two: the 4 slopes of n=4, then every other slope of n=8 (the paper's get_slopes)
     np.testing.assert_allclose(alibi_slopes(6), [2**-2, 2**-4, 2**-6, 2**-8, 2**-1, 2**-3])
-    np.testing.assert_allclose(alibi_slopes(12), [2.0 ** -k for k in range(1, 9)] + [2**-0.5, 2**-1.5, 2**-2.5, 2**-3.5])
+    np.testing.assert_allclose(alibi_slopes(12),
+                               [2.0 ** -k for k in range(1, 9)] + [2**-0.5, 2**-1.5, 2**-2.5, 2**-3.5])
     for n in range(1, 40):
         s = alibi_slopes(n)
         assert len(s) == n and len(set(s)) == n and (s > 0).all() and (s < 1).all()

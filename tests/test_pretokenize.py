@@ -42,7 +42,8 @@ def assert_same_pieces(text: str, pattern: str) -> None:
     if not np.array_equal(got, want):
         got_pieces = [data[got[k]:got[k + 1]].decode("utf-8", "replace") for k in range(len(got) - 1)]
         ref_pieces = split_reference(text, pattern)
-        k = next((k for k, (a, b) in enumerate(zip(got_pieces, ref_pieces)) if a != b), min(len(got_pieces), len(ref_pieces)))
+        k = next((k for k, (a, b) in enumerate(zip(got_pieces, ref_pieces)) if a != b),
+                 min(len(got_pieces), len(ref_pieces)))
         raise AssertionError(f"pattern {pattern}: piece {k} differs for {text!r}: scanner "
                              f"{got_pieces[max(k - 2, 0):k + 3]} vs regex {ref_pieces[max(k - 2, 0):k + 3]}")
 

@@ -277,7 +277,8 @@ def test_entropy():
     np.testing.assert_allclose(float(host(entropy(dev(z)))), -sum(q * math.log(q) for q in p), rtol=1e-12)
 
 
-@given(rows, st.one_of(st.integers(1, 12).map(lambda k: dict(top_k=k)), st.floats(0.05, 1.0).map(lambda p: dict(top_p=p)),
+@given(rows, st.one_of(st.integers(1, 12).map(lambda k: dict(top_k=k)),
+                      st.floats(0.05, 1.0).map(lambda p: dict(top_p=p)),
                       st.floats(0.0, 1.0).map(lambda m: dict(min_p=m))))
 def test_truncation_costs_minus_log_kept_mass(row, knob):
     """q = p on the kept set S, renormalized: KL(q || p) = Σ_S q log(q / p) = -log Σ_S p (the chapter's identity)."""

@@ -89,7 +89,8 @@ def test_save_load_round_trip_of_the_file_and_the_folder(tok, tmp_path):
         assert type(again) is type(tok) and again.vocab_size == tok.vocab_size
         assert again.special_tokens == tok.special_tokens
         assert again.encode(TEXT, allowed_special="all") == tok.encode(TEXT, allowed_special="all")
-        assert [again.token_bytes(i) for i in range(tok.vocab_size)] == [tok.token_bytes(i) for i in range(tok.vocab_size)]
+        assert ([again.token_bytes(i) for i in range(tok.vocab_size)]
+                == [tok.token_bytes(i) for i in range(tok.vocab_size)])
     assert save_tokenizer(tok, tmp_path / "run") == tmp_path / "run" / tok.file_name  # the same kind: overwritten
 
 

@@ -48,7 +48,8 @@ SCRIPTS = [
 ]
 DIGITS = "0123456789" + "٠١٢٣٤٥٦٧٨٩" + "०१२३" + "０１２３" + "²³¹½¼Ⅳ"
 PUNCT = ".,;:!?'\"()[]{}-–—…«»¿¡/\\@#$%^&*_+=<>|~`§¶•’“”"
-SPACES = [" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", "\r", "\u00a0", "\u2009", "\u3000", "\x0b", "\x0c", "\u2028", " \n "]
+SPACES = [" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", "\r", "\u00a0", "\u2009", "\u3000", "\x0b", "\x0c", "\u2028",
+          " \n "]
 EMOJI = ["😀", "🎉", "👍🏽", "❤️", "👨‍👩‍👧", "🇫🇷", "✓", "☃"]
 MARKS = "\u0301\u0308\u0327\u0303\u20dd\u0951"
 CONTRACTIONS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "'Re"]
@@ -64,7 +65,8 @@ atoms = st.one_of(
     st.sampled_from(EMOJI),
     st.sampled_from(CONTRACTIONS),
     st.sampled_from(MARKS),  # a mark with nothing to combine with
-    st.text(st.characters(blacklist_categories=("Cs", "Cn")), min_size=1, max_size=4),  # anything assigned in Unicode 14
+    # anything assigned in Unicode 14
+    st.text(st.characters(blacklist_categories=("Cs", "Cn")), min_size=1, max_size=4),
 )
 texts = st.lists(atoms, max_size=40).map("".join)
 texts_with_specials = st.lists(st.one_of(atoms, st.sampled_from(SPECIAL_STRINGS)), max_size=30).map("".join)
@@ -86,7 +88,8 @@ def gpt2_pair():
     old = os.environ.get("TIKTOKEN_CACHE_DIR")
     os.environ["TIKTOKEN_CACHE_DIR"] = ""  # read the local file, cache nothing
     try:
-        ranks = load_tiktoken_bpe(str(path), expected_hash="306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930")
+        ranks = load_tiktoken_bpe(str(path),
+                                  expected_hash="306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930")
     finally:
         if old is None:
             del os.environ["TIKTOKEN_CACHE_DIR"]

@@ -32,7 +32,8 @@ def test_save_load_round_trip(tok, tmp_path):
     path = tmp_path / "tokenizer.tiktoken"
     tok.save(path)
     assert sidecar_path(path) == tmp_path / "tokenizer.tiktoken.json"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer.tiktoken", "tokenizer.tiktoken.json"]  # no temp files
+    # no temp files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer.tiktoken", "tokenizer.tiktoken.json"]
     meta = json.loads(sidecar_path(path).read_text())
     assert meta["format_version"] == 1 and meta["pattern_name"] == "gpt2" and meta["n_ranks"] == 299
     back = BPETokenizer.load(path)

@@ -121,7 +121,8 @@ multiscript_texts = st.text(
     max_size=200)
 
 
-@given(texts=st.lists(multiscript_texts, min_size=1, max_size=3), pattern=st.sampled_from(["gpt2", "gpt4", "o200k", None]))
+@given(texts=st.lists(multiscript_texts, min_size=1, max_size=3),
+       pattern=st.sampled_from(["gpt2", "gpt4", "o200k", None]))
 def test_fast_equals_reference_on_many_scripts(texts, pattern):
     _assert_same_training(texts, 256 + 80, pattern, specials=["<|eot|>"])
 
@@ -162,7 +163,8 @@ def test_without_jit():
         "assert count_pretokens_fast(t, r\"\\w+|\\s+|[^\\w\\s]+\") == w\n"
         "assert train_fast(w, 300) == train_reference(w, 300)\n"
         "v = [bytes([i]) for i in range(256)] + [b'ab', b'bc']\n"
-        "assert train_fast({(97, 257): 3, (256, 99): 2}, 259, v) == train_reference({(97, 257): 3, (256, 99): 2}, 259, v)\n"
+        "assert train_fast({(97, 257): 3, (256, 99): 2}, 259, v) == "
+        "train_reference({(97, 257): 3, (256, 99): 2}, 259, v)\n"
         "print('ok')\n")
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     root = pathlib.Path(__file__).resolve().parents[1]

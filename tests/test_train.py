@@ -136,7 +136,8 @@ def test_cli_train_then_sample(tmp_path, capsys):
     greedy = capsys.readouterr().out
     main(["sample", "--ckpt", str(out), "--prompt", "Once", "--max-new-tokens", "30", "--temperature", "0"])
     assert capsys.readouterr().out == greedy
-    main(["sample", "--ckpt", str(out), "--prompt", "Once", "--max-new-tokens", "30", "--temperature", "0", "--no-cache"])
+    main(["sample", "--ckpt", str(out), "--prompt", "Once", "--max-new-tokens", "30", "--temperature", "0",
+          "--no-cache"])
     assert capsys.readouterr().out == greedy  # the KV cache changes only the speed
     rc = main(["sample", "--ckpt", str(out), "--prompt", "Once", "--max-new-tokens", "30", "--seed", "3", "--top-k",
                "none", "--top-p", "0.9", "--min-p", "0.05", "--repetition-penalty", "1.3", "--presence-penalty", "0.5",

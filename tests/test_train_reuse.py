@@ -5,8 +5,8 @@ import numpy as np
 import tinyllm
 from tinyllm.train import preset, train_or_load
 
-SMALL = dict(max_iters=4, log_interval=1, eval_interval=2, eval_iters=1, batch_size=2, context_length=8, n_layer=1, n_head=1,
-             d_model=8, sample_tokens=0)
+SMALL = dict(max_iters=4, log_interval=1, eval_interval=2, eval_iters=1, batch_size=2, context_length=8, n_layer=1,
+             n_head=1, d_model=8, sample_tokens=0)
 
 
 def _weights(model):

@@ -52,7 +52,7 @@ class TorchGPT:
         self.p = {k: torch.tensor(v, requires_grad=True) for k, v in state.items()}
 
     def __call__(self, idx, targets):
-        torch, p, Fn = self.torch, self.p, self.torch.nn.functional
+        p, Fn = self.p, self.torch.nn.functional
         B, t = idx.shape
         x = Fn.embedding(idx, p["wte.weight"]) + p["wpe.weight"][:t]
         ln = lambda h, n: Fn.layer_norm(h, (C,), p[f"{n}.weight"], p[f"{n}.bias"])  # noqa: E731

@@ -215,7 +215,8 @@ def test_cli_with_a_char_vocabulary_and_stdin(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"cab\n"), encoding="utf-8"))
     assert main(["tokenize", "-", "--vocab", str(tmp_path / "tokenizer.json"), "--no-color"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[:3] == ["[c][a][b][\\n]", "ids: [3, 1, 2, 0]", "4 tokens, 4 bytes, 1.00 bytes/token (CharTokenizer, vocab 4)"]
+    assert out[:3] == ["[c][a][b][\\n]", "ids: [3, 1, 2, 0]",
+                       "4 tokens, 4 bytes, 1.00 bytes/token (CharTokenizer, vocab 4)"]
 
 
 def test_cli_gpt2_ranks_and_the_docstring_example(capsys):

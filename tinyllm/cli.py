@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a GPT (default: a character model of the built-in stories) and sample from it",
+    t = sub.add_parser("train",
+                       help="train a GPT (default: a character model of the built-in stories) and sample from it",
                        description="Train a GPT. A preset sets everything; any flag below overrides it.")
     t.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS), help=f"(default {DEFAULT_PRESET})")
     t.add_argument("--out", default=None, metavar="DIR", help="run folder: checkpoints, metrics.jsonl, tokenizer")
@@ -230,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages tokens already seen "
                    "(Hugging Face's; default 1 = off)")
     s.add_argument("--presence-penalty", type=float, default=0.0, help="subtract this from seen tokens' logits")
-    s.add_argument("--frequency-penalty", type=float, default=0.0, help="subtract this x count from seen tokens' logits")
+    s.add_argument("--frequency-penalty", type=float, default=0.0,
+                   help="subtract this x count from seen tokens' logits")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--num-samples", type=_positive_int, default=1)
     s.add_argument("--no-cache", action="store_true", help="recompute the whole window at each step (no KV cache)")
@@ -249,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train a tiny MLP with tinyllm's autograd and check one gradient")
     d.add_argument("--steps", type=_positive_int, default=300, help="optimizer steps (default 300)")
-    d.add_argument("--device", default=None, choices=["cpu", "cuda", "strict"], help="device (default: TINYLLM_DEVICE or cpu)")
+    d.add_argument("--device", default=None, choices=["cpu", "cuda", "strict"],
+                   help="device (default: TINYLLM_DEVICE or cpu)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)
 

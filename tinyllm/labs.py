@@ -37,5 +37,6 @@ def lab_model(ckpt=None, quick_dir=None, progress: bool = True):
         run = train_or_load(*preset("shakespeare-char-cpu", out_dir=str(quick_dir), sample_tokens=0,
                                     **QUICK_OVERRIDES), progress=False, log=print)
     else:
-        run = train_or_load(*preset("shakespeare-char-cpu", out_dir=SHARED_RUN, sample_tokens=0), progress=progress, log=print)
+        run = train_or_load(*preset("shakespeare-char-cpu", out_dir=SHARED_RUN, sample_tokens=0), progress=progress,
+                            log=print)
     return run.model, run.tokenizer

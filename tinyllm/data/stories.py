@@ -26,7 +26,7 @@ Example (``generate_stories(1, seed=0)``, printed; the real output, checked by a
     Coco had a shiny hat. It was her favorite toy. One day, Rex came to play at the forest. "Can I play with your shiny hat?" asked Rex.
     Coco held the shiny hat tight and said, "No!" Rex began to cry. Coco saw that Rex was sad, and she felt bad. "I'm sorry," said Coco. "We can play with it together."
     They took turns with the shiny hat and had lots of fun. Coco learned that sharing makes everyone happy. From that day on, Coco and Rex were best friends.
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ def _check_param(p, x, shape, what, name):
         raise TypeError(f"{name}: {what} has dtype {p.dtype} but input has {x.dtype}; cast one to match")
 
 
-# ----------------------------------------------------------------------------- the host kernels (float32 rows: one pass per row; checked against the reference in the Functions)
+# ----------------------------------------------------------------------------- the host kernels
+# (float32 rows: one pass per row; checked against the reference in the Functions)
 
 
 @kernel

@@ -28,7 +28,8 @@ from tinyllm.functional._util import as_tensor
 from tinyllm.functional._util import axis as _axis
 from tinyllm.functional.kernels import ONE, ZERO, contiguous, exp32, f32, kernel, split
 
-# ----------------------------------------------------------------------------- the host kernels (float32 rows; checked against the reference below)
+# ----------------------------------------------------------------------------- the host kernels
+# (float32 rows; checked against the reference below)
 
 
 _NEG_INF = f32(-np.inf)
@@ -157,7 +158,8 @@ def log_softmax_backward_rows(y, g):
     return out
 
 
-# ----------------------------------------------------------------------------- the reference (any array module), choosing the kernel where it applies
+# ----------------------------------------------------------------------------- the reference (any array module),
+# choosing the kernel where it applies
 
 
 def _rows(x, axis):

@@ -200,7 +200,8 @@ class PrefixCache:
             logits, _ = model(ids[:, n_reused:], cache=cache)  # (B, T - n_reused, V); appends K/V n_reused..T-1
         finally:
             model.train(was_training)
-        logits = backend.to_numpy(logits.data if isinstance(logits, Tensor) else logits)  # (a NumPy array has .data too)
+        # (a NumPy array has .data too)
+        logits = backend.to_numpy(logits.data if isinstance(logits, Tensor) else logits)
 
         stored, evicted = 0, 0
         for b, row_keys in enumerate(keys):

@@ -34,6 +34,6 @@ from tinyllm.nn.norms import LayerNorm, RMSNorm
 
 __all__ = [
     "Block", "CausalSelfAttention", "GPT", "GPTConfig", "MLP",
-    "Dropout", "Embedding", "GELU", "ReLU", "SiLU", "Tanh", "LayerNorm", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter",
-    "RMSNorm", "Sequential", "init",
+    "Dropout", "Embedding", "GELU", "ReLU", "SiLU", "Tanh", "LayerNorm", "Linear", "Module", "ModuleDict", "ModuleList",
+    "Parameter", "RMSNorm", "Sequential", "init",
 ]

@@ -146,7 +146,8 @@ class CausalSelfAttention(Module):
         qkv = self.c_attn(x).data.reshape(B, nh + 2 * nkv, hs)  # (B, 1, ·) -> (B, heads, hs): T = 1, no transpose
         q, k, v = qkv[:, :nh], qkv[:, nh:nh + nkv], qkv[:, nh + nkv:]
         if self.pos_encoding == "rope":
-            cos, sin = (backend.asarray(a, dtype=q.dtype, device=x.device) for a in rope_cos_sin([pos], hs, self.rope_theta))
+            cos, sin = (backend.asarray(a, dtype=q.dtype, device=x.device)
+                        for a in rope_cos_sin([pos], hs, self.rope_theta))
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # (B, h, hs) ⊙ (1, hs), raw arrays
         k_all, v_all = cache.write(layer, k[:, :, None], v[:, :, None])  # (B, nkv, S, hs), the new one included
         S, g = k_all.shape[2], nh // nkv

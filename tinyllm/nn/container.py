@@ -63,7 +63,8 @@ class ModuleList(Module):
         self.extend(modules)
 
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{self._get_name()} has no forward; iterate over it: for layer in layers: x = layer(x)")
+        raise NotImplementedError(f"{self._get_name()} has no forward; iterate over it: "
+                                  "for layer in layers: x = layer(x)")
 
     def __repr__(self) -> str:
         # As torch: runs of identical children are collapsed, "(0-11): 12 x Block(...)".

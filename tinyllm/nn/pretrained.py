@@ -43,7 +43,8 @@ def save_pretrained(model, directory) -> pathlib.Path:
 
 
 def load_pretrained(cls, directory, device: str | None = None):
-    """The model (a cls(GPTConfig)) saved by save_pretrained, on `device` (default: the default device), in eval mode."""
+    """The model (a cls(GPTConfig)) saved by save_pretrained, on `device` (default: the default device),
+    in eval mode."""
     directory = pathlib.Path(directory)
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (directory / name).is_file():

@@ -51,8 +51,8 @@ class BPETokenizer(Tokenizer):
     format = rankfile.FORMAT              # the "format" of its JSON sidecar
     file_name = "tokenizer.tiktoken"      # + tokenizer.tiktoken.json in a run folder
 
-    def __init__(self, ranks: dict[bytes, int], pattern: str | None = "gpt2", special_tokens: dict[str, int] | None = None,
-                 name: str = "tinyllm-bpe", validate: bool = True):
+    def __init__(self, ranks: dict[bytes, int], pattern: str | None = "gpt2",
+                 special_tokens: dict[str, int] | None = None, name: str = "tinyllm-bpe", validate: bool = True):
         self.ranks = rankfile.check_ranks(ranks) if validate else dict(ranks)
         self.pattern = resolve_pattern(pattern)
         self.special_tokens = _check_specials(special_tokens or {}, self.ranks)
@@ -102,7 +102,8 @@ class BPETokenizer(Tokenizer):
         table = self._table()
         token_id = check_token_id(token_id, len(table))
         if table[token_id] is None:
-            raise ValueError(f"no token with id {token_id}: an unused id in this vocabulary (vocab_size={self.vocab_size})")
+            raise ValueError(f"no token with id {token_id}: an unused id in this vocabulary "
+                             f"(vocab_size={self.vocab_size})")
         return table[token_id]
 
     def _table(self) -> list:
@@ -170,7 +171,8 @@ class BPETokenizer(Tokenizer):
                 out.append(p)
         return out
 
-    def encode_batch(self, texts, allowed_special=frozenset(), disallowed_special="all", num_threads: int = 1) -> list[list[int]]:
+    def encode_batch(self, texts, allowed_special=frozenset(), disallowed_special="all",
+                     num_threads: int = 1) -> list[list[int]]:
         """encode of each text; with no special tokens allowed, num_threads > 1 encodes in threads."""
         texts = [_check_text(t) for t in texts]
         allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
@@ -189,7 +191,8 @@ class BPETokenizer(Tokenizer):
         if disallowed_special == "all":
             disallowed = specials - allowed
         elif isinstance(disallowed_special, str):
-            raise TypeError(f"disallowed_special must be 'all' or a set of strings, got the string {disallowed_special!r}")
+            raise TypeError("disallowed_special must be 'all' or a set of strings, "
+                            f"got the string {disallowed_special!r}")
         else:
             disallowed = set(disallowed_special)
         return allowed & specials, disallowed
@@ -275,7 +278,8 @@ class BPETokenizer(Tokenizer):
         """
         import tiktoken
 
-        return tiktoken.Encoding(name or self.name, pat_str=self.pattern if self.pattern is not None else WHOLE_TEXT_PATTERN,
+        return tiktoken.Encoding(name or self.name,
+                                 pat_str=self.pattern if self.pattern is not None else WHOLE_TEXT_PATTERN,
                                  mergeable_ranks=dict(self.ranks), special_tokens=dict(self.special_tokens))
 
     def save(self, path) -> Path:

@@ -70,7 +70,8 @@ def _lookup_bytes(data, a, b, h, tok_bytes, tok_off, tab_rank, tab_hash):
         r = tab_rank[slot]
         if r < 0:
             return np.int64(-1)
-        if tab_hash[slot] == h and tok_off[r + 1] - tok_off[r] == b - a and _same_bytes(data, a, b, tok_bytes, tok_off[r]):
+        if tab_hash[slot] == h and tok_off[r + 1] - tok_off[r] == b - a \
+                and _same_bytes(data, a, b, tok_bytes, tok_off[r]):
             return np.int64(r)
         slot = (slot + 1) & mask
 
@@ -114,7 +115,8 @@ def _build_kernel(tok_bytes, tok_off):
         one[0] = v
         byte_rank[v] = _lookup_bytes(one, 0, 1, _hash_bytes(one, 0, 1), tok_bytes, tok_off, tab_rank, tab_hash)
     # every split of every token into two tokens: (left, right) -> token. Count, then fill.
-    n_pairs = _token_splits(tok_bytes, tok_off, tab_rank, tab_hash, np.full(1, -1, np.int64), np.empty(1, np.int32), False)
+    n_pairs = _token_splits(tok_bytes, tok_off, tab_rank, tab_hash, np.full(1, -1, np.int64), np.empty(1, np.int32),
+                            False)
     pcap = 2
     while pcap < 2 * n_pairs:
         pcap *= 2

@@ -72,7 +72,8 @@ def bpe_reference(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     try:
         return [ranks[p] for p in parts]
     except KeyError as e:
-        raise ValueError(f"byte {e.args[0]!r} is not a token: byte-level BPE needs all 256 single bytes in ranks") from None
+        raise ValueError(f"byte {e.args[0]!r} is not a token: "
+                         "byte-level BPE needs all 256 single bytes in ranks") from None
 
 
 def encode_ordinary_reference(text: str, ranks: dict[bytes, int], pattern: str | None) -> list[int]:
@@ -95,7 +96,8 @@ class Encoder:
     cache) and encode_ordinary_batch (each thread gets its own cache).
     """
 
-    def __init__(self, ranks: dict[bytes, int], pattern: str | None, cache_size: int = 4096, heap_from: int = HEAP_FROM):
+    def __init__(self, ranks: dict[bytes, int], pattern: str | None, cache_size: int = 4096,
+                 heap_from: int = HEAP_FROM):
         self.pattern = resolve_pattern(pattern)
         self._scan = _fast_scanner(self.pattern)  # Numba scanner of many texts at once, or None: the regex
         self._tables = _build_tables(ranks)
@@ -162,7 +164,8 @@ class Encoder:
 
 
 def _new_cache(size: int):
-    """(hash uint64 (S,), length int32 (S,), bytes uint8 (S, 32), n_tokens int32 (S,), tokens int32 (S, 32)); S=0: off."""
+    """(hash uint64 (S,), length int32 (S,), bytes uint8 (S, 32), n_tokens int32 (S,), tokens int32 (S, 32));
+    S=0: off."""
     return (np.zeros(size, np.uint64), np.zeros(size, np.int32), np.zeros((size, CACHE_MAX_BYTES), np.uint8),
             np.zeros(size, np.int32), np.zeros((size, CACHE_MAX_BYTES), np.int32))
 
@@ -177,13 +180,15 @@ def _build_tables(ranks: dict[bytes, int]) -> dict[str, np.ndarray]:
     by_rank = [b""] * n_ids
     for token, rank in ranks.items():
         if by_rank[rank]:
-            raise ValueError(f"rank {rank} is given to two tokens, {by_rank[rank]!r} and {token!r}; ranks must be unique")
+            raise ValueError(f"rank {rank} is given to two tokens, {by_rank[rank]!r} and {token!r}; "
+                             "ranks must be unique")
         if not token:
             raise ValueError("the empty byte string cannot be a token")
         by_rank[rank] = token
     missing = [b for b in range(256) if bytes([b]) not in ranks]
     if missing:
-        raise ValueError(f"byte-level BPE needs all 256 single bytes as tokens; missing {len(missing)}, e.g. {bytes(missing[:5])!r}")
+        raise ValueError(f"byte-level BPE needs all 256 single bytes as tokens; missing {len(missing)}, "
+                         f"e.g. {bytes(missing[:5])!r}")
     lengths = np.fromiter((len(t) for t in by_rank), dtype=np.int64, count=n_ids)
     tok_off = np.zeros(n_ids + 1, np.int64)
     np.cumsum(lengths, out=tok_off[1:])

@@ -37,7 +37,8 @@ def _kinds_text() -> str:
 def json_path(file: str | os.PathLike) -> Path:
     """Where a tokenizer file's JSON is: the file itself if it ends in .json, else its sidecar <file>.json.
 
-    json_path("out/tokenizer.json") -> out/tokenizer.json;  json_path("out/tokenizer.tiktoken") -> out/tokenizer.tiktoken.json
+    json_path("out/tokenizer.json") -> out/tokenizer.json;
+    json_path("out/tokenizer.tiktoken") -> out/tokenizer.tiktoken.json
     """
     file = Path(file)
     return file if file.suffix == ".json" else file.with_name(file.name + ".json")
@@ -51,7 +52,8 @@ def tokenizer_class(file: str | os.PathLike) -> type[Tokenizer]:
         raise FileNotFoundError(f"no tokenizer file at {file}")
     if not meta.is_file():
         raise FileNotFoundError(f"{file} has no JSON sidecar {meta.name} next to it, so it is not a tokenizer tinyllm "
-                                f"saved; for a bare tiktoken rank file use BPETokenizer.from_tiktoken(path, pattern=...)")
+                                "saved; for a bare tiktoken rank file use "
+                                "BPETokenizer.from_tiktoken(path, pattern=...)")
     try:
         d = json.loads(meta.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 
-GPT4_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+GPT4_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""  # noqa: E501
 
 O200K_PATTERN = "|".join(
     [
@@ -49,13 +49,15 @@ PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN, "o200k": O200K_PATTERN}
 def resolve_pattern(pattern: str | None) -> str | None:
     """A pattern name ("gpt2", "gpt4", "o200k"), a custom regex, or None (no split) -> the regex or None.
 
-    resolve_pattern("gpt2") -> GPT2_PATTERN;  resolve_pattern(r"\\w+|\\W") -> r"\\w+|\\W";  resolve_pattern(None) -> None
+    resolve_pattern("gpt2") -> GPT2_PATTERN;  resolve_pattern(r"\\w+|\\W") -> r"\\w+|\\W";
+    resolve_pattern(None) -> None
     A custom regex is compiled once here so that a typo fails now, with the regex module's message.
     """
     if pattern is None:
         return None
     if not isinstance(pattern, str):
-        raise TypeError(f"pattern must be a name in {sorted(PATTERNS)}, a regex string or None, got {type(pattern).__name__}")
+        raise TypeError(f"pattern must be a name in {sorted(PATTERNS)}, a regex string or None, "
+                        f"got {type(pattern).__name__}")
     if pattern in PATTERNS:
         return PATTERNS[pattern]
     import regex
@@ -63,7 +65,8 @@ def resolve_pattern(pattern: str | None) -> str | None:
     try:
         regex.compile(pattern)
     except regex.error as e:
-        raise ValueError(f"pattern {pattern!r} is neither a known name {sorted(PATTERNS)} nor a valid regex: {e}") from None
+        raise ValueError(f"pattern {pattern!r} is neither a known name {sorted(PATTERNS)} "
+                         f"nor a valid regex: {e}") from None
     if pattern == "":
         raise ValueError("an empty pattern matches nothing; use pattern=None for no pre-split")
     return pattern

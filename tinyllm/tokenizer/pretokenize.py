@@ -114,7 +114,8 @@ def _texts_spans(buf: np.ndarray, text_end: np.ndarray, regex_str: str | None, s
 def _as_bytes(data) -> np.ndarray:
     if isinstance(data, str):
         raise TypeError("piece_bounds expects UTF-8 bytes; pass text.encode('utf-8')")
-    return np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.astype(np.uint8, copy=False)
+    return (np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray)
+            else data.astype(np.uint8, copy=False))
 
 
 def _check_utf8(buf: np.ndarray) -> None:
@@ -137,7 +138,8 @@ def _fast_scanner(regex_str: str | None):
     if regex_str is None:
         def whole(buf, text_end):
             ends = np.unique(text_end)  # an empty text has no piece
-            return np.concatenate([[0], ends[ends > 0]]).astype(np.int64), np.searchsorted(ends[ends > 0], text_end, "right")
+            return (np.concatenate([[0], ends[ends > 0]]).astype(np.int64),
+                    np.searchsorted(ends[ends > 0], text_end, "right"))
         return whole
     scan_texts = _SCANNERS.get(pattern_name(regex_str))
     if scan_texts is None:

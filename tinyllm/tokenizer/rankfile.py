@@ -114,7 +114,8 @@ def _parse(data: bytes, source: str):
             continue
         fields = [f.decode("ascii", "replace") for f in line.split()]
         if len(fields) != 2:
-            raise RankFileError(f"{source}, line {line_no}: expected '<base64 token> <rank>', got {line[:80].decode('utf-8', 'replace')!r}")
+            raise RankFileError(f"{source}, line {line_no}: expected '<base64 token> <rank>', "
+                                f"got {line[:80].decode('utf-8', 'replace')!r}")
         try:
             token = base64.b64decode(fields[0], validate=True)
         except (binascii.Error, ValueError) as e:

@@ -90,11 +90,13 @@ def as_texts(text_or_texts) -> Iterable[str]:
     if isinstance(text_or_texts, str):
         return (text_or_texts,)
     if isinstance(text_or_texts, (bytes, bytearray, memoryview)):
-        raise TypeError("training text must be str (or an iterable of str), got bytes; decode it first, e.g. data.decode('utf-8')")
+        raise TypeError("training text must be str (or an iterable of str), got bytes; "
+                        "decode it first, e.g. data.decode('utf-8')")
     try:
         iter(text_or_texts)
     except TypeError:
-        raise TypeError(f"training text must be a str or an iterable of str, got {type(text_or_texts).__name__}") from None
+        raise TypeError("training text must be a str or an iterable of str, "
+                        f"got {type(text_or_texts).__name__}") from None
 
     def checked():
         for k, text in enumerate(text_or_texts):
@@ -192,7 +194,8 @@ def train_reference(word_counts: dict, n_tokens: int, vocab: list[bytes] | None 
     """
     words, counts, vocab = initial_state(word_counts, vocab)
     if n_tokens < len(vocab):
-        raise ValueError(f"n_tokens={n_tokens} is less than the {len(vocab)} tokens to start from; ask for at least {len(vocab)}")
+        raise ValueError(f"n_tokens={n_tokens} is less than the {len(vocab)} tokens to start from; "
+                         f"ask for at least {len(vocab)}")
     token_id = {b: i for i, b in enumerate(vocab)}
 
     stats: dict[tuple[int, int], int] = {}  # pair -> count over the corpus (weighted by word counts)

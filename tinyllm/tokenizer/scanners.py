@@ -64,7 +64,8 @@ def _contraction(data, j, n, ci, ci_cps, ci_letters):
 
 @_helper
 def _spacerun_of_group(data, i, j, n, flags):
-    """A whitespace run from i (first char ends at j): (end, start of its last char, end of its last \\r or \\n or -1)."""
+    """A whitespace run from i (first char ends at j):
+    (end, start of its last char, end of its last \\r or \\n or -1)."""
     last = i
     crlf_end = j if (data[i] == 10 or data[i] == 13) else -1
     p = j
@@ -94,7 +95,8 @@ def _digits(data, j, n, flags, most):
 
 @_helper
 def _space_then_other(data, i, c, f, j, n, flags):
-    """Start of the "other" run of ' ?[^\\s\\p{L}\\p{N}]+' at i, or -1: j if c is other, after the next char if c is ' '."""
+    """Start of the "other" run of ' ?[^\\s\\p{L}\\p{N}]+' at i, or -1:
+    j if c is other, after the next char if c is ' '."""
     if f == _OTHER:
         return j
     if c == 32 and j < n:
@@ -152,7 +154,7 @@ def _scan_gpt2(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
 
 @_helper
 def _scan_gpt4(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
-    """'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s"""
+    """'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s"""  # noqa: E501
     n = hi
     i = lo
     while i < n:
@@ -243,7 +245,7 @@ def _scan_o200k(data, lo, hi, flags, ci_cps, ci_letters, bounds, nb):
     """GPT-4o: P?U*L+C? | P?U+L*C? | \\p{N}{1,3} | ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*' | \\s*[\\r\\n]+ | \\s+(?!\\S) | \\s+
 
     P = [^\\r\\n\\p{L}\\p{N}], U = upper-ish, L = lower-ish, C = a contraction (see patterns.py).
-    """
+    """  # noqa: E501
     n = hi
     i = lo
     while i < n:
@@ -304,7 +306,8 @@ def _scan_texts_gpt2(data, text_end, flags, ci_cps, ci_letters):
     bounds, pieces_end = _new_bounds(data, text_end)
     nb = 0
     for k in range(text_end.shape[0]):
-        bounds, nb = _scan_gpt2(data, text_end[k - 1] if k > 0 else 0, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
+        bounds, nb = _scan_gpt2(data, text_end[k - 1] if k > 0 else 0, text_end[k], flags, ci_cps, ci_letters,
+                                bounds, nb)
         pieces_end[k] = nb
     return bounds[:nb + 1], pieces_end
 
@@ -315,7 +318,8 @@ def _scan_texts_gpt4(data, text_end, flags, ci_cps, ci_letters):
     bounds, pieces_end = _new_bounds(data, text_end)
     nb = 0
     for k in range(text_end.shape[0]):
-        bounds, nb = _scan_gpt4(data, text_end[k - 1] if k > 0 else 0, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
+        bounds, nb = _scan_gpt4(data, text_end[k - 1] if k > 0 else 0, text_end[k], flags, ci_cps, ci_letters,
+                                bounds, nb)
         pieces_end[k] = nb
     return bounds[:nb + 1], pieces_end
 
@@ -326,7 +330,8 @@ def _scan_texts_o200k(data, text_end, flags, ci_cps, ci_letters):
     bounds, pieces_end = _new_bounds(data, text_end)
     nb = 0
     for k in range(text_end.shape[0]):
-        bounds, nb = _scan_o200k(data, text_end[k - 1] if k > 0 else 0, text_end[k], flags, ci_cps, ci_letters, bounds, nb)
+        bounds, nb = _scan_o200k(data, text_end[k - 1] if k > 0 else 0, text_end[k], flags, ci_cps, ci_letters,
+                                 bounds, nb)
         pieces_end[k] = nb
     return bounds[:nb + 1], pieces_end
 

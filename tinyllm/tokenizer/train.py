@@ -33,7 +33,8 @@ from .train_kernels import (
 )
 
 
-def count_pretokens_fast(text_or_texts, pattern: str | None, special_tokens=(), chunk_bytes: int = 1 << 25) -> dict[bytes, int]:
+def count_pretokens_fast(text_or_texts, pattern: str | None, special_tokens=(),
+                         chunk_bytes: int = 1 << 25) -> dict[bytes, int]:
     """reference.count_pretokens with the Numba pre-tokenizer (pretokenize.py) and a Numba counter.
 
     Texts (and the parts between special tokens) are gathered into chunks of about
@@ -97,7 +98,8 @@ def train_fast(word_counts: dict, n_tokens: int, vocab: list[bytes] | None = Non
     """
     buf, wstart, lens, wcount, vocab = _word_arrays(word_counts, vocab)
     if n_tokens < len(vocab):
-        raise ValueError(f"n_tokens={n_tokens} is less than the {len(vocab)} tokens to start from; ask for at least {len(vocab)}")
+        raise ValueError(f"n_tokens={n_tokens} is less than the {len(vocab)} tokens to start from; "
+                         f"ask for at least {len(vocab)}")
     if n_tokens >= KEY_SHIFT:
         raise ValueError(f"at most {KEY_SHIFT - 1} tokens (a pair key holds two ids below 2**31)")
     visited = np.zeros(len(lens), np.int64)

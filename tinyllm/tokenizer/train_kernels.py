@@ -231,7 +231,8 @@ def _pop_best(pt, heap, sc):
 @njit(cache=True)
 def _new_token(left, right, edges, trie_tok, tok, pool, sc):
     """Id of bytes(left) + bytes(right): an existing token with those bytes, or a new one."""
-    edges, trie_tok, node = _trie_walk(edges, trie_tok, sc, tok[left, T_NODE], pool, tok[right, T_OFF], tok[right, T_LEN])
+    edges, trie_tok, node = _trie_walk(edges, trie_tok, sc, tok[left, T_NODE], pool, tok[right, T_OFF],
+                                       tok[right, T_LEN])
     new_id = trie_tok[node]
     if new_id == EMPTY:  # subtle: else the same bytes came from another merge; reuse that id
         new_id = sc[S_TOKENS]

@@ -155,7 +155,8 @@ def run_of_bit(data, i, n, flags, bit):
 
 @_kernel_helper
 def letter_of(c, ci, ci_cps, ci_letters):
-    """c itself if ASCII, folded to lowercase when ci; a non-ASCII c that ci-matches a contraction letter -> that letter; else 0."""
+    """c itself if ASCII, folded to lowercase when ci;
+    a non-ASCII c that ci-matches a contraction letter -> that letter; else 0."""
     if c < 128:
         if ci and 65 <= c <= 90:
             return c | 0x20

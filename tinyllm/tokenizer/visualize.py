@@ -186,7 +186,8 @@ class TokenView:
         title = html.escape(f"tokens: {self.summary()}")
         page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
                 f'</head>\n<body style="max-width:60em;margin:2em auto;font-family:sans-serif">\n'
-                f"<p>Hover a token to see its id and bytes (made by tinyllm).</p>\n{self._repr_html_()}\n</body>\n</html>\n")
+                f"<p>Hover a token to see its id and bytes (made by tinyllm).</p>\n{self._repr_html_()}\n"
+                "</body>\n</html>\n")
         path.parent.mkdir(parents=True, exist_ok=True)
         from tinyllm.serialization import write_atomic
 

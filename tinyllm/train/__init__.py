@@ -13,5 +13,6 @@ from tinyllm.train.reuse import ReusedRun, train_or_load
 
 __all__ = [
     "DEFAULT_PRESET", "PRESETS", "TrainConfig", "TrainResult", "estimate_loss", "load_checkpoint", "load_run",
-    "make_optimizer", "model_fields", "preset", "read_metrics", "ReusedRun", "save_checkpoint", "train", "train_or_load",
+    "make_optimizer", "model_fields", "preset", "read_metrics", "ReusedRun", "save_checkpoint", "train",
+    "train_or_load",
 ]

@@ -38,7 +38,8 @@ def _hit_rows(stats) -> list:
 
 
 def running_hit_rate(stats) -> list[float]:
-    """The share of positions reused over requests 1..r, for every r: running_hit_rate([[0, 0], [1, 0]]) -> [0, 0.25]."""
+    """The share of positions reused over requests 1..r, for every r:
+    running_hit_rate([[0, 0], [1, 0]]) -> [0, 0.25]."""
     hits = total = 0
     out = []
     for row in _hit_rows(stats):
@@ -134,7 +135,8 @@ def hit_html(stats, pieces=None, block_size: int | None = None, title: str = "pr
             cls = ("h" if h else "m") + (" b" if block_size and t and t % block_size == 0 else "")
             spans.append(f"<span class='{cls}' title='position {t}: {'reused' if h else 'computed'}'>"
                          f"{html.escape(texts[t])}</span>")
-        out.append(f"<div>request {i + 1}: {int(row.sum())}/{len(row)} reused</div><div class='req'>{''.join(spans)}</div>")
+        out.append(f"<div>request {i + 1}: {int(row.sum())}/{len(row)} reused</div>"
+                   f"<div class='req'>{''.join(spans)}</div>")
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -147,7 +149,8 @@ def add_subcommand(sub) -> None:
                        description="Prefill each prompt (one per line) in order through one block prefix cache; "
                                    "write an HTML page and a PNG of reused (hit) and computed (miss) positions.")
     p.add_argument("--ckpt", required=True, metavar="DIR", help="a run folder (from tinyllm train) or a saved model")
-    p.add_argument("--prompts", required=True, metavar="FILE", help="a text file, one prompt per line (blank lines skipped)")
+    p.add_argument("--prompts", required=True, metavar="FILE",
+                   help="a text file, one prompt per line (blank lines skipped)")
     p.add_argument("--out", default="kv_viz.html", metavar="FILE",
                    help="the HTML page (FILE.html) and the figure (FILE.png) are written side by side; FILE may end "
                         "in either (default kv_viz.html)")
@@ -170,7 +173,8 @@ def run(args) -> int:
         return _fail(f"prompts file {prompts_path} not found; write one prompt per line")
     if args.block_size < 1 or args.max_bytes < 0:
         return _fail(f"--block-size must be >= 1 and --max-bytes >= 0, got {args.block_size} and {args.max_bytes}")
-    lines = [(n, line) for n, line in enumerate(prompts_path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+    lines = [(n, line) for n, line in enumerate(prompts_path.read_text(encoding="utf-8").splitlines(), 1)
+             if line.strip()]
     if not lines:
         return _fail(f"{prompts_path} holds no prompt (every line is blank); write one prompt per line")
 

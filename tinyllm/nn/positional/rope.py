@@ -85,7 +85,8 @@ class _Rope(Function):
 def apply_rope(x, cos, sin):
     """Rotate x (..., T, hs) — a Tensor — by the angles of cos, sin (T, hs) ("half" layout); differentiable."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"apply_rope: x must be a tinyllm Tensor, got {type(x).__name__}; wrap data with tinyllm.tensor(...)")
+        raise TypeError(f"apply_rope: x must be a tinyllm Tensor, got {type(x).__name__}; "
+                        "wrap data with tinyllm.tensor(...)")
     if x.shape[-2:] != tuple(cos.shape) or cos.shape != sin.shape:
         raise ValueError(f"apply_rope: x (..., T, hs) = {tuple(x.shape)} needs cos and sin of shape (T, hs), "
                          f"got {tuple(cos.shape)} and {tuple(sin.shape)}")

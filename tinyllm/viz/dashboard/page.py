@@ -190,4 +190,4 @@ start();
 </script>
 </body>
 </html>
-"""
+"""  # noqa: E501
