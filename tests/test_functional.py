@@ -317,8 +317,8 @@ def test_cross_entropy_errors():
         F.cross_entropy(x, tinyllm.tensor([0, 1, 2, 0]), reduction="avg")
     with pytest.raises(ValueError, match="label_smoothing"):
         F.cross_entropy(x, tinyllm.tensor([0, 1, 2, 0]), label_smoothing=1.5)
-    with pytest.raises(NotImplementedError, match="weight"):
-        F.cross_entropy(x, tinyllm.tensor([0, 1, 2, 0]), weight=tinyllm.ones(3))
+    with pytest.raises(ValueError, match=r"weight should hold one value per class, shape \(3,\)"):
+        F.cross_entropy(x, tinyllm.tensor([0, 1, 2, 0]), weight=tinyllm.ones(4))
     with pytest.raises(TypeError, match="integer class ids"):
         F.cross_entropy(x, tinyllm.tensor([True, False, True, True]))
 
@@ -692,3 +692,42 @@ def test_cross_entropy_target_on_another_device_is_a_clear_error():
     other = "strict" if tinyllm.get_device() == "cpu" else "cpu"
     with pytest.raises(RuntimeError, match="target is on"):
         F.cross_entropy(tinyllm.randn(4, 3), tinyllm.tensor([0, 1, 2, 0], device=other))
+
+
+# ============================================================================ cross_entropy's class weights
+
+
+def cross_entropy_weighted_ref(x, t, w, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """(N, C) logits, host int targets and weights, from primitives: q = (1-ε) w_t onehot(t) + (ε/C) w."""
+    N, C = x.shape
+    valid = t != ignore_index
+    safe = np.where(valid, t, 0)
+    w_t = np.where(valid, w[safe], 0.0)
+    logp = log_softmax_ref(x, 1)
+    rows = tinyllm.tensor(np.arange(N))
+    nll = -logp[rows, tinyllm.tensor(safe)] * tinyllm.tensor(w_t)
+    smooth = -(logp * tinyllm.tensor(w)).sum(1) * tinyllm.tensor(valid.astype(float)) / C
+    loss = nll * (1 - label_smoothing) + smooth * label_smoothing
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / float(w_t.sum())
+
+
+@pytest.mark.parametrize("kw", CE_CASES)
+def test_cross_entropy_weight_vs_composition_and_gradcheck(kw):
+    t = _targets((7,), 4, kw.get("ignore_index"))
+    w = np.array([0.5, 2.0, 1.0, 3.0])
+    compare_composed(lambda x: F.cross_entropy(x, tinyllm.tensor(t), weight=tinyllm.tensor(w), **kw),
+                     lambda x: cross_entropy_weighted_ref(x, t, w, **kw), [rnd(7, 4, scale=2)])
+    gradcheck(lambda x: F.cross_entropy(x, tinyllm.tensor(t), weight=tinyllm.tensor(w), **kw), [leaf(rnd(7, 4))])
+
+
+@pytest.mark.parametrize("dtype", [f32, f64])
+@pytest.mark.parametrize("kw", CE_CASES)
+def test_cross_entropy_weight_vs_torch(torch, kw, dtype):
+    w = np.array([0.5, 2.0, 1.0, 3.0, 0.25])
+    for shape in [(6, 5), (2, 5, 2, 3)]:
+        t = _targets((shape[0], *shape[2:]), 5, kw.get("ignore_index"))
+        compare_torch(torch, lambda m, x: m.F.cross_entropy(x, m.const(t), weight=m.const(w.astype(dtype)), **kw),
+                      [rnd(*shape, scale=2)], dtype)
+

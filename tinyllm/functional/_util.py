@@ -26,3 +26,28 @@ def axis(dim: int, ndim: int) -> int:
     if not -n <= dim < n:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
     return dim % n
+
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def reduction_arg(reduction, size_average, reduce, name, allowed=REDUCTIONS):
+    """The reduction to apply: `reduction`, or torch's mapping of the deprecated size_average/reduce flags.
+
+    reduce=False -> "none"; else size_average=False -> "sum"; else "mean" (a None flag counts as True).
+    """
+    if size_average is not None or reduce is not None:
+        reduction = "none" if reduce is False else ("sum" if size_average is False else "mean")
+    if reduction not in allowed:
+        raise ValueError(f"{name}: reduction must be one of {allowed}, got {reduction!r}")
+    return reduction
+
+
+def target_tensor(target, x, name):
+    """The target as a Tensor on x's device (host data is moved there; another device's array is an error)."""
+    if not isinstance(target, Tensor):
+        target = Tensor(backend.asarray(target, device=x.device)) if not backend.is_array(target) else Tensor(target)
+    if target.device != x.device:
+        raise RuntimeError(f"{name}: target is on {target.device!r} but input is on {x.device!r}; "
+                           f"move it with target.to({x.device!r})")
+    return target

@@ -5,11 +5,22 @@
     gelu(x, "tanh")= ½x(1 + tanh(√(2/π)(x + 0.044715 x³)))     the same paper's fast approximation
     silu(x)        = x σ(x) = x / (1 + e^{-x})                  Elfwing et al. 2017 ("swish"), LLaMA's SwiGLU
 
-Each is one fused op: forward saves only x, and backward applies the
+gelu and silu are fused ops: forward saves only x, and backward applies the
 derivative in closed form (one pass, no graph of exp/mul/add nodes). On the
 host in float32 both passes run as Numba kernels (tinyllm.functional.kernels);
 the reference code below is the definition, used for float64, the strict device
 and CuPy, and the tests check the two agree.
+
+The rest are primitives already, or short compositions of them (each node
+saves no more than a fused op would, and they are nowhere near a transformer's
+hot path, so a kernel would buy nothing):
+
+    sigmoid(x)     = σ(x) = 1/(1 + e^{-x})                      (tinyllm.ops)
+    tanh(x)        = (e^x - e^{-x})/(e^x + e^{-x}) = 2σ(2x) - 1  (tinyllm.ops)
+    softplus(x)    = (1/β) log(1 + e^{βx}), x where βx > threshold   (tinyllm.ops)
+    logsigmoid(x)  = log σ(x) = -softplus(-x)                   stable: never log of a rounded-to-0 σ
+    leaky_relu(x)  = x if x > 0 else a·x                        Maas et al. 2013
+    glu(x)         = a ⊙ σ(b), (a, b) = x split in half along dim    Dauphin et al. 2017
 """
 
 from __future__ import annotations
@@ -18,14 +29,14 @@ import math
 
 import numpy as np
 
-from tinyllm import backend
+from tinyllm import backend, ops
 from tinyllm.function import Function
 from tinyllm.functional import kernels
+from tinyllm.functional._util import as_tensor, axis
 from tinyllm.functional.kernels import HALF, ONE, TWO, contiguous, erf32, exp32, f32, split, ufunc
-from tinyllm.functional._util import as_tensor
-from tinyllm.ops import relu
+from tinyllm.ops import relu, sigmoid, softplus, tanh
 
-__all__ = ["gelu", "silu", "relu"]
+__all__ = ["gelu", "glu", "leaky_relu", "logsigmoid", "relu", "sigmoid", "silu", "softplus", "tanh"]
 
 _SQRT1_2 = 1 / math.sqrt(2)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -236,3 +247,47 @@ def silu(input, inplace=False):
     tensor([-0.26894143,  0.        ,  0.7310586 ])
     """
     return Activation.apply(_float_input(input, "silu"), name="silu")
+
+
+def logsigmoid(input):
+    """torch.nn.functional.logsigmoid: log σ(x) = -log(1 + e^{-x}) = -softplus(-x).
+
+    # subtle: log(sigmoid(x)) is -inf once σ(x) rounds to 0 (x < -104 in float32); -softplus(-x)
+    # = min(x, 0) - log1p(e^{-|x|}) stays finite. threshold=inf keeps softplus exact everywhere
+    # (its default switches to the identity above 20, off by e^{-20} ≈ 2e-9).
+
+    >>> F.logsigmoid(tinyllm.tensor([-200.0, 0.0, 3.0]))
+    tensor([-2.000000e+02, -6.931472e-01, -4.858735e-02])
+    """
+    x = _float_input(input, "logsigmoid")
+    return ops.neg(softplus(ops.neg(x), beta=1.0, threshold=math.inf))
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """torch.nn.functional.leaky_relu: x where x > 0, negative_slope·x elsewhere (gradient 1 or negative_slope;
+    at 0 it is negative_slope, as torch). `inplace` is accepted for compatibility and ignored.
+
+    >>> F.leaky_relu(tinyllm.tensor([-2.0, 0.0, 3.0]), 0.1)
+    tensor([-0.2,  0. ,  3. ])
+    """
+    x = _float_input(input, "leaky_relu")
+    return ops.where(x > 0, x, x * negative_slope)
+
+
+def glu(input, dim=-1):
+    """torch.nn.functional.glu, the gated linear unit: split x in halves a, b along `dim`; a ⊙ σ(b).
+
+    >>> F.glu(tinyllm.tensor([1.0, 2.0, 0.0, 100.0]))   # a = [1, 2], b = [0, 100]
+    tensor([0.5, 2. ])
+    """
+    x = _float_input(input, "glu")
+    if x.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even; "
+                           "give it a tensor of 1 or more dims")
+    d = axis(dim, x.ndim)
+    if x.shape[d] % 2:
+        raise RuntimeError(f"glu: halving dimension must be even, but dimension {d} is size {x.shape[d]}; "
+                           f"pad it or pick another dim")
+    n = x.shape[d] // 2
+    a, b = ops.narrow(x, d, 0, n), ops.narrow(x, d, n, n)  # (..., 2n, ...) -> two (..., n, ...)
+    return a * sigmoid(b)
