@@ -20,12 +20,12 @@ import math
 
 import numpy as np
 import pytest
+from gradcheck import gradcheck
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinyllm
 import tinyllm.functional as F
-from gradcheck import gradcheck
 from tinyllm import backend, ops
 from tinyllm.function import Function
 from tinyllm.functional import kernels

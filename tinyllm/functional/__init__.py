@@ -45,7 +45,13 @@ from tinyllm.functional.embedding import embedding
 from tinyllm.functional.encoding import one_hot
 from tinyllm.functional.linear import linear
 from tinyllm.functional.losses import (
-    binary_cross_entropy, binary_cross_entropy_with_logits, huber_loss, kl_div, l1_loss, mse_loss, nll_loss,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    nll_loss,
     smooth_l1_loss,
 )
 from tinyllm.functional.norms import layer_norm, rms_norm

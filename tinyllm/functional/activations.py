@@ -119,7 +119,7 @@ def _silu_reference(x, grad_out=None):
     return d
 
 
-# ----------------------------------------------------------------------------- the host kernels (float32 ufuncs; checked against the reference above)
+# ----------------------------------------------- the host kernels (float32 ufuncs; checked against the reference above)
 
 
 _SQRT1_2_32, _INV_SQRT_2PI_32 = f32(0.7071067811865476), f32(0.3989422804014327)

@@ -46,7 +46,7 @@ def _reduce(loss, reduction, count):
     return total if reduction == "sum" else total / count
 
 
-# ----------------------------------------------------------------------------- the host kernel of the backward (float32 rows)
+# -------------------------------------------------------------------- the host kernel of the backward (float32 rows)
 
 
 @kernel
