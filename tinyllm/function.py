@@ -34,6 +34,10 @@ In-place updates are checked as PyTorch's version counter checks them: each
 Tensor counts its in-place updates (``_version``); ``apply`` notes the count of
 every tensor whose array the op saved, and backward refuses to run on an array
 that changed since (it would silently compute a wrong gradient).
+
+# subtle: unlike torch, a view does not share its base's counter. ``y[0].add_(1)``
+# (under no_grad) changes y's array but bumps only the view's count, so a backward
+# that saved y's array is not stopped. Update the tensor itself, not a view of it.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
-        extra = ""
+        extra = f", size={self.shape}" if self.data.size == 0 and self.shape != (0,) else ""  # as torch
         if self.dtype not in (np.float32, np.int64, np.bool_):
             extra += f", dtype={self.dtype}"
         if self.device != "cpu":
@@ -186,7 +186,8 @@ class Tensor:
             raise RuntimeError("backward() on a tensor that does not require grad (was it made under no_grad?)")
         if grad is None:
             if self.data.size != 1:
-                raise RuntimeError(f"grad can be implicitly created only for one-element outputs, got shape {self.shape}")
+                raise RuntimeError("grad can be implicitly created only for one-element outputs, "
+                                   f"got shape {self.shape}")
             grad = backend.of(self.data).ones_like(self.data)
         else:
             grad = grad.data if isinstance(grad, Tensor) else backend.asarray(grad, device=self.device)
@@ -238,7 +239,10 @@ class Tensor:
         return self
 
     def copy_(self, src):
+        """Copy src's values in (broadcast, cast to this dtype, moved from src's device, as torch)."""
         self._inplace()
+        if isinstance(src, Tensor) and src.device != self.device:
+            src = backend.asarray(src.data, device=self.device)
         self.data[...] = _raw(src)
         return self
 
@@ -415,6 +419,7 @@ class Tensor:
     def abs(self):
         return ops.abs(self)
 
+    # ------------------------------------------------------------------ special functions, steps (ops/special.py)
     def sin(self):
         return ops.sin(self)
 

@@ -10,7 +10,7 @@ Read in this order (the order a course meets them):
 
     arithmetic.py   add sub mul div pow maximum minimum where clamp; lt le gt ge eq ne
     unary.py        neg exp log sqrt rsqrt square reciprocal tanh sigmoid relu abs softplus
-                    sin cos log1p expm1 erf; floor round sign trunc (zero gradient)
+    special.py      sin cos log1p expm1 erf; floor round sign trunc (zero gradient)
     linalg.py       matmul bmm outer einsum
     reductions.py   sum mean var std amax amin max min argmax argmin norm logsumexp prod
                     cumsum all any
@@ -23,24 +23,86 @@ Read in this order (the order a course meets them):
 """
 
 from tinyllm.ops.arithmetic import (
-    add, clamp, clip, div, eq, ge, gt, le, lt, maximum, minimum, mul, ne, pow, sub, where,
+    add,
+    clamp,
+    clip,
+    div,
+    eq,
+    ge,
+    gt,
+    le,
+    lt,
+    maximum,
+    minimum,
+    mul,
+    ne,
+    pow,
+    sub,
+    where,
 )
 from tinyllm.ops.indexing import (
-    gather, getitem, index_select, masked_fill, scatter_add, take_along_dim, tril, triu,
+    gather,
+    getitem,
+    index_select,
+    masked_fill,
+    scatter_add,
+    take_along_dim,
+    tril,
+    triu,
 )
 from tinyllm.ops.linalg import bmm, einsum, matmul, outer
 from tinyllm.ops.reductions import (
-    all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max, mean, min, norm, prod, std, sum, var,
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    cumsum,
+    logsumexp,
+    max,
+    mean,
+    min,
+    norm,
+    prod,
+    std,
+    sum,
+    var,
 )
 from tinyllm.ops.shape import (
-    cat, chunk, expand, flatten, flip, narrow, permute, repeat, reshape, roll, split, squeeze, stack,
-    transpose, unbind, unsqueeze,
+    cat,
+    chunk,
+    expand,
+    flatten,
+    flip,
+    narrow,
+    permute,
+    repeat,
+    reshape,
+    roll,
+    split,
+    squeeze,
+    stack,
+    transpose,
+    unbind,
+    unsqueeze,
 )
 from tinyllm.ops.sorting import argsort, sort, topk
+from tinyllm.ops.special import cos, erf, expm1, floor, log1p, round, sign, sin, trunc
 from tinyllm.ops.types import astype, to_device
 from tinyllm.ops.unary import (
-    abs, cos, erf, exp, expm1, floor, log, log1p, neg, reciprocal, relu, round, rsqrt, sigmoid, sign, sin,
-    softplus, sqrt, square, tanh, trunc,
+    abs,
+    exp,
+    log,
+    neg,
+    reciprocal,
+    relu,
+    rsqrt,
+    sigmoid,
+    softplus,
+    sqrt,
+    square,
+    tanh,
 )
 
 __all__ = [

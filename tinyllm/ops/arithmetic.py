@@ -86,10 +86,15 @@ class Pow(Function):
         # d(a^b)/da = b·a^(b-1),  d(a^b)/db = a^b·ln(a)
         a, b, out = ctx.saved
         n = ctx.needs_input_grad
-        grad_a = grad_out * b * a ** (b - 1) if n[0] else None
-        grad_b = None
+        xp = backend.of(out)
+        grad_a = grad_b = None
+        if n[0]:
+            grad_a = grad_out * b * a ** (b - 1)
+            if not isinstance(b, (int, float)):  # subtle: b = 0 gives 0·0^(-1) = nan at a = 0; torch gives 0
+                grad_a = xp.where(b == 0, grad_a.dtype.type(0), grad_a)
+            elif b == 0:
+                grad_a = xp.zeros_like(grad_a)
         if n[1]:
-            xp = backend.of(out)
             a = xp.asarray(a, dtype=out.dtype)  # `a` may be a Python scalar (2 ** x); CuPy's where needs arrays
             log_a = xp.log(xp.where(a > 0, a, out.dtype.type(1)))  # subtle: 0 where a <= 0 (PyTorch: NaN for a < 0)
             grad_b = grad_out * out * log_a
@@ -152,14 +157,14 @@ class Clamp(Function):
     def backward(ctx, grad_out):
         # clamp(x, lo, hi) = x where lo <= x <= hi: there d/dx = 1, else 0. The bound that is
         # returned gets the gradient instead: lo where x < lo (and lo < hi), hi where x > hi or hi < lo.
+        # subtle: tensor bounds broadcast against x, so the masks take the output's shape, not x's
         x, lo, hi = ctx.saved
         xp = backend.of(grad_out)
         zero = grad_out.dtype.type(0)
-        keep = xp.ones(x.shape, dtype=bool)
-        if lo is not None:
-            keep &= x >= lo
-        if hi is not None:
-            keep &= x <= hi
+        if lo is None:
+            keep = x <= hi
+        else:
+            keep = x >= lo if hi is None else (x >= lo) & (x <= hi)
         n = ctx.needs_input_grad
         grad_lo = grad_hi = None
         if n[1]:
@@ -201,7 +206,7 @@ def minimum(a, b):
 
 def where(condition, a, b):
     """Elementwise `a if condition else b`; `condition` is a bool array or Tensor (no gradient)."""
-    return Where.apply(raw(condition), *operands(a, b))
+    return Where.apply(condition, *operands(a, b))  # a Tensor condition stays one: in-place changes are tracked
 
 
 def clamp(x, min=None, max=None):  # noqa: A002 - torch's argument names

@@ -22,7 +22,7 @@ import builtins
 from tinyllm import backend
 from tinyllm.autograd import IndexGrad
 from tinyllm.function import Function
-from tinyllm.ops.common import axis, raw, tensor_arg
+from tinyllm.ops.common import axis, tensor_arg
 from tinyllm.tensor import Tensor
 
 
@@ -78,7 +78,8 @@ def _check_index(x, dim, index, name):
     if index.dtype.kind not in "iu":
         raise TypeError(f"{name}: index must be an integer tensor, got dtype {index.dtype}")
     if index.ndim != x.ndim:
-        raise ValueError(f"{name}: index must have as many dims as the input ({x.ndim}), got shape {tuple(index.shape)}")
+        raise ValueError(f"{name}: index must have as many dims as the input ({x.ndim}), "
+                         f"got shape {tuple(index.shape)}")
     for d, (n, m) in enumerate(zip(index.shape, x.shape)):
         if d != dim and n > m:
             raise ValueError(f"{name}: index is larger than the input in dim {d} ({n} > {m})")
@@ -149,12 +150,13 @@ def take_along_dim(x, indices, dim=None):
     if x.ndim != indices.ndim:
         raise ValueError(f"take_along_dim: input and indices need the same number of dims, "
                          f"got {x.ndim} and {indices.ndim}")
-    shape = [builtins.max(a, b) for a, b in zip(x.shape, indices.shape)]
+    shape = [b if a == 1 else a for a, b in zip(x.shape, indices.shape)]  # broadcast (0 and 1 -> 0)
     x_shape, i_shape = list(shape), list(shape)
     x_shape[dim], i_shape[dim] = x.shape[dim], indices.shape[dim]
     xb = x if tuple(x_shape) == x.shape else x.expand(*x_shape)
-    ib = indices if tuple(i_shape) == indices.shape else Tensor(backend.of(indices.data).broadcast_to(indices.data, i_shape))
-    return gather(xb, dim, ib)
+    if tuple(i_shape) != indices.shape:  # an index tensor needs no graph: broadcast its array
+        indices = Tensor(backend.of(indices.data).broadcast_to(indices.data, i_shape))
+    return gather(xb, dim, indices)
 
 
 # ----------------------------------------------------------------------------- masks
@@ -177,7 +179,7 @@ def masked_fill(x, mask, value):
     """Where `mask` (bool, broadcastable to x) is true, replace by `value` (a number or a one-element tensor)."""
     if isinstance(value, Tensor):
         value = value.item()
-    return MaskedFill.apply(x, raw(mask), value=value)
+    return MaskedFill.apply(x, mask, value=value)  # a Tensor mask stays one: its in-place changes are tracked
 
 
 def tril(x, diagonal=0):

@@ -41,12 +41,12 @@ class MatMul(Function):
         grad_a = grad_b = None
         if n[0]:
             grad_a = g @ b2.swapaxes(-1, -2)
-            if a.ndim == 1:
-                grad_a = grad_a.reshape(-1, a.shape[0]).sum(axis=0)
+            if a.ndim == 1:  # (..., 1, K) -> (K,): the batch copies of a summed (reshape(-1, K) fails for K = 0)
+                grad_a = grad_a.sum(axis=tuple(range(grad_a.ndim - 1))).reshape(a.shape)
         if n[1]:
             grad_b = a2.swapaxes(-1, -2) @ g
-            if b.ndim == 1:
-                grad_b = grad_b.reshape(-1, b.shape[0]).sum(axis=0)
+            if b.ndim == 1:  # (..., K, 1) -> (K,)
+                grad_b = grad_b.sum(axis=tuple(range(grad_b.ndim - 2)) + (grad_b.ndim - 1,)).reshape(b.shape)
         return grad_a, grad_b
 
 

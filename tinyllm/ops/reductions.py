@@ -5,7 +5,8 @@ it fed, shaped back by ``expand_back`` (reinsert the reduced dims, broadcast):
 
     sum        dy/dx_i = 1                     mean     1/N
     var        2 (x_i - m)/(N - c)             std      via var: sqrt(var)
-    amax/amin  1 at the extreme (ties share)   norm     x_i / ‖x‖
+    amax/amin  1 at the extreme (ties share)   norm     sign(x_i)|x_i|^(p-1) / ‖x‖^(p-1)
+    max(dim)   1 at the index returned (a gather, as torch)
     logsumexp  softmax(x)_i                    prod     Π_{j≠i} x_j   (exact with zeros)
     cumsum     Σ_{k>=i} g_k (a reversed cumsum of the gradient)
     argmax, argmin, all, any: indices and bools, no gradient
@@ -102,31 +103,45 @@ class Extreme(Function):
         return expand_back(grad_out, x.shape, ctx.axes, ctx.keepdim) * is_ext / tied
 
 
-class Norm2(Function):
+class Norm(Function):
+    """The p-norm for p = 2 (√Σx², the common case) and any other p > 0 (1 and inf are compositions)."""
+
     @staticmethod
-    def forward(ctx, x, axes, keepdim):
-        out = backend.of(x).sqrt((x * x).sum(axis=axes, keepdims=True))
+    def forward(ctx, x, axes, keepdim, p):
+        xp = backend.of(x)
+        if p == 2:
+            out = xp.sqrt((x * x).sum(axis=axes, keepdims=True))
+        else:
+            out = (xp.abs(x) ** p).sum(axis=axes, keepdims=True) ** (1.0 / p)
         ctx.save_for_backward(x, out)
-        ctx.axes, ctx.keepdim = axes, keepdim
+        ctx.axes, ctx.keepdim, ctx.p = axes, keepdim, p
         return _squeeze(out, x.shape, axes, keepdim)
 
     @staticmethod
     def backward(ctx, grad_out):
-        # ‖x‖ = √(Σ x²): d‖x‖/dx_i = x_i / ‖x‖, taken as 0 where ‖x‖ = 0 (as torch)
+        # ‖x‖ = (Σ|x|^p)^(1/p): d‖x‖/dx_i = sign(x_i)|x_i|^(p-1) / ‖x‖^(p-1)  (p = 2: x_i / ‖x‖),
+        # taken as 0 where ‖x‖ = 0 (as torch; the formula gives 0/0 there)
         x, out = ctx.saved
-        xp = backend.of(x)
+        xp, p = backend.of(x), ctx.p
         zero = out == 0
-        scale = expand_back(grad_out, x.shape, ctx.axes, ctx.keepdim) / xp.where(zero, out.dtype.type(1), out)
-        return xp.where(zero, x.dtype.type(0), x * scale)
+        safe = xp.where(zero, out.dtype.type(1), out)
+        if p == 2:
+            scale = expand_back(grad_out, x.shape, ctx.axes, ctx.keepdim) / safe
+            return xp.where(zero, x.dtype.type(0), x * scale)
+        scale = expand_back(grad_out, x.shape, ctx.axes, ctx.keepdim) / safe ** (p - 1)
+        return xp.where(zero, x.dtype.type(0), xp.sign(x) * xp.abs(x) ** (p - 1) * scale)
 
 
 class LogSumExp(Function):
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         xp = backend.of(x)
-        m = x.max(axis=axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, x.dtype.type(0))  # subtle: all -inf (or an inf) must not give inf - inf
-        out = xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True)) + m
+        if x.size == 0:  # subtle: max() of nothing raises; log Σ over nothing is log 0 = -inf, as torch
+            out = xp.full([1 if i in axes else n for i, n in enumerate(x.shape)], -math.inf, dtype=x.dtype)
+        else:
+            m = x.max(axis=axes, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, x.dtype.type(0))  # subtle: all -inf (or an inf) must not give inf - inf
+            out = xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True)) + m
         ctx.save_for_backward(x, out)
         ctx.axes, ctx.keepdim = axes, keepdim
         return _squeeze(out, x.shape, axes, keepdim)
@@ -208,7 +223,7 @@ def _arg(x, dim, keepdim, name):
         out = getattr(data.reshape(-1), name)()
         return Tensor(out.reshape((1,) * data.ndim) if keepdim else out)
     out = getattr(data, name)(axis=axis(dim, data.ndim))
-    return Tensor(backend.of(out).expand_dims(out, dim) if keepdim else out)
+    return Tensor(backend.of(out).expand_dims(out, dim) if keepdim and data.ndim else out)
 
 
 def argmax(x, dim=None, keepdim=False):
@@ -225,30 +240,38 @@ MaxResult = namedtuple("MaxResult", ["values", "indices"])
 MinResult = namedtuple("MinResult", ["values", "indices"])
 
 
+def _extreme_at(x, dim, keepdim, name, result):
+    """(values, indices) along `dim`, values gathered at the indices: the gradient goes to the element
+    returned, as torch.max(x, dim) (amax shares it among ties)."""
+    indices = _arg(x, dim, True, name)
+    values = x.gather(dim, indices) if x.ndim else x
+    if not keepdim and x.ndim:
+        values, indices = values.squeeze(dim), indices.squeeze(dim)
+    return result(values, indices)
+
+
 def max(x, dim=None, keepdim=False):  # noqa: A001
-    """Like torch.max: the overall maximum, or (values, indices) along `dim`."""
+    """Like torch.max: the overall maximum (ties share the gradient), or (values, indices) along `dim`."""
     if dim is None:
         return amax(x)
-    return MaxResult(amax(x, dim, keepdim), argmax(x, dim, keepdim))
+    return _extreme_at(x, dim, keepdim, "argmax", MaxResult)
 
 
 def min(x, dim=None, keepdim=False):  # noqa: A001
-    """Like torch.min: the overall minimum, or (values, indices) along `dim`."""
+    """Like torch.min: the overall minimum (ties share the gradient), or (values, indices) along `dim`."""
     if dim is None:
         return amin(x)
-    return MinResult(amin(x, dim, keepdim), argmin(x, dim, keepdim))
+    return _extreme_at(x, dim, keepdim, "argmin", MinResult)
 
 
 def norm(x, p=2, dim=None, keepdim=False):
     """The p-norm (Σ|x|^p)^(1/p) over `dim` (None: all); p in 2 ('fro'), 1, inf, or any p > 0."""
-    if p in (2, "fro"):
-        return Norm2.apply(x, axes=axes(dim, x.ndim), keepdim=keepdim)
     if p == 1:
         return sum(x.abs(), dim, keepdim)
     if p == math.inf:
         return amax(x.abs(), dim, keepdim)
-    if isinstance(p, (int, float)) and p > 0:
-        return sum(x.abs() ** p, dim, keepdim) ** (1.0 / p)
+    if p == "fro" or isinstance(p, (int, float)) and p > 0:
+        return Norm.apply(x, axes=axes(dim, x.ndim), keepdim=keepdim, p=2 if p == "fro" else p)
     raise ValueError(f"norm: p must be a positive number, inf or 'fro', got {p!r}")
 
 

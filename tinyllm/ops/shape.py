@@ -121,7 +121,8 @@ def flatten(x, start_dim=0, end_dim=-1):
     if x.ndim == 0:
         return reshape(x, 1)
     s, e = axis(start_dim, x.ndim), axis(end_dim, x.ndim)
-    return reshape(x, *x.shape[:s], -1, *x.shape[e + 1:])
+    merged = int(np.prod(x.shape[s:e + 1]))  # subtle: not -1, which is ambiguous when another dim is 0
+    return reshape(x, *x.shape[:s], merged, *x.shape[e + 1:])
 
 
 def permute(x, *dims):
@@ -213,7 +214,7 @@ def split(x, split_size_or_sections, dim=0):
         if split_size_or_sections <= 0:
             raise ValueError(f"split_size must be positive, got {split_size_or_sections}")
         sizes = [split_size_or_sections] * (n // split_size_or_sections)
-        if n % split_size_or_sections:
+        if n % split_size_or_sections or not n:  # an empty dim still gives one (empty) piece, as torch
             sizes.append(n % split_size_or_sections)
     else:
         sizes = list(split_size_or_sections)
@@ -227,8 +228,12 @@ def split(x, split_size_or_sections, dim=0):
 
 
 def chunk(x, chunks, dim=0):
+    """torch.chunk: pieces of ceil(n / chunks) along `dim` (so maybe fewer than `chunks`); an empty dim
+    gives `chunks` empty pieces, as torch."""
+    if chunks <= 0:
+        raise ValueError(f"chunk expects a positive number of chunks, got {chunks}")
     n = x.shape[axis(dim, x.ndim)]
-    return split(x, -(-n // chunks), dim)
+    return split(x, -(-n // chunks) if n else [0] * chunks, dim)
 
 
 def unbind(x, dim=0):

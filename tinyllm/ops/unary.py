@@ -3,9 +3,9 @@
 Each op saves whichever of x and y makes f' cheapest (exp saves y, since
 (e^x)' = e^x; log saves x, since (ln x)' = 1/x) and its backward opens with f'.
 
-    neg exp log sqrt rsqrt square reciprocal tanh sigmoid relu abs
-    softplus sin cos log1p expm1 erf
-    floor round sign trunc    piecewise constant: zero gradient, as in torch
+    neg exp log sqrt rsqrt square reciprocal tanh sigmoid relu abs softplus
+
+(sin cos log1p expm1 erf and the steps floor round sign trunc are in special.py.)
 
     >>> x = tinyllm.tensor([0.0, 2.0], requires_grad=True)
     >>> x.sigmoid().sum().backward(); x.grad        # σ'(x) = σ(x)(1 - σ(x))
@@ -13,8 +13,6 @@ Each op saves whichever of x and y makes f' cheapest (exp saves y, since
 """
 
 from __future__ import annotations
-
-import math
 
 from tinyllm import backend
 from tinyllm.function import Function
@@ -194,85 +192,6 @@ class Softplus(Function):
         return grad_out * xp.where(bx > ctx.threshold, bx.dtype.type(1), sigmoid_array(bx))
 
 
-class Sin(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return backend.of(x).sin(x)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        # d(sin x)/dx = cos x
-        (x,) = ctx.saved
-        return grad_out * backend.of(x).cos(x)
-
-
-class Cos(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return backend.of(x).cos(x)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        # d(cos x)/dx = -sin x
-        (x,) = ctx.saved
-        return -grad_out * backend.of(x).sin(x)
-
-
-class Log1p(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return backend.of(x).log1p(x)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        # d ln(1 + x)/dx = 1/(1 + x)
-        (x,) = ctx.saved
-        return grad_out / (1 + x)
-
-
-class Expm1(Function):
-    @staticmethod
-    def forward(ctx, x):
-        out = backend.of(x).expm1(x)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        # d(e^x - 1)/dx = e^x = y + 1
-        (out,) = ctx.saved
-        return grad_out * (out + 1)
-
-
-class Erf(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return backend.erf(x)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        # d erf(x)/dx = (2/√π) e^{-x²}
-        (x,) = ctx.saved
-        return grad_out * (2 / math.sqrt(math.pi)) * backend.of(x).exp(-x * x)
-
-
-class Step(Function):
-    """floor, round, sign, trunc: piecewise constant, so the gradient is 0 (as torch gives)."""
-
-    @staticmethod
-    def forward(ctx, x, name):
-        return getattr(backend.of(x), name)(x).astype(x.dtype, copy=False)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        # d(step(x))/dx = 0 wherever it is defined
-        return backend.of(grad_out).zeros_like(grad_out)
-
-
 def neg(x):
     return Neg.apply(x)
 
@@ -322,41 +241,3 @@ def abs(x):  # noqa: A001
 def softplus(x, beta=1.0, threshold=20.0):
     """(1/β) log(1 + e^{βx}), and x itself where βx > threshold (torch's numerics)."""
     return Softplus.apply(x, beta=beta, threshold=threshold)
-
-
-def sin(x):
-    return Sin.apply(x)
-
-
-def cos(x):
-    return Cos.apply(x)
-
-
-def log1p(x):
-    """ln(1 + x), accurate for small x."""
-    return Log1p.apply(x)
-
-
-def expm1(x):
-    """e^x - 1, accurate for small x."""
-    return Expm1.apply(x)
-
-
-def erf(x):
-    return Erf.apply(x)
-
-
-def floor(x):
-    return Step.apply(x, name="floor")
-
-
-def round(x):  # noqa: A001 - the PyTorch name (ties to even, as torch and NumPy)
-    return Step.apply(x, name="round")
-
-
-def sign(x):
-    return Step.apply(x, name="sign")
-
-
-def trunc(x):
-    return Step.apply(x, name="trunc")
