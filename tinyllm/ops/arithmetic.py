@@ -151,7 +151,7 @@ class Clamp(Function):
         ctx.save_for_backward(x, lo, hi)
         out = x if lo is None else xp.maximum(x, lo)
         out = out if hi is None else xp.minimum(out, hi)
-        return out.astype(x.dtype, copy=False)
+        return out  # NumPy's promotion: a float64 tensor bound makes a float64 result, as in torch
 
     @staticmethod
     def backward(ctx, grad_out):

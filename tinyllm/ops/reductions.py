@@ -129,7 +129,9 @@ class Norm(Function):
             scale = expand_back(grad_out, x.shape, ctx.axes, ctx.keepdim) / safe
             return xp.where(zero, x.dtype.type(0), x * scale)
         scale = expand_back(grad_out, x.shape, ctx.axes, ctx.keepdim) / safe ** (p - 1)
-        return xp.where(zero, x.dtype.type(0), xp.sign(x) * xp.abs(x) ** (p - 1) * scale)
+        ax = xp.abs(x)
+        powed = xp.where(ax > 0, ax, x.dtype.type(1)) ** (p - 1)  # subtle: 0^(p-1) is inf for p < 1; sign(0) = 0 wins
+        return xp.where(zero, x.dtype.type(0), xp.sign(x) * powed * scale)
 
 
 class LogSumExp(Function):
