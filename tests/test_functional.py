@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 import tinyllm
 import tinyllm.functional as F
 from tinyllm import backend, ops
-from tinyllm.function import Function
 from tinyllm.functional import kernels
 from tinyllm.tensor import Tensor
 
@@ -122,22 +121,8 @@ def log_softmax_ref(x, dim=-1):
     return z - z.exp().sum(dim, keepdim=True).log()
 
 
-class Erf(Function):
-    """erf as a primitive for the GELU composition: d erf(x)/dx = 2/√π e^{-x²}."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return backend.erf(x)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved
-        return grad_out * (2 / math.sqrt(math.pi)) * backend.of(x).exp(-x * x)
-
-
 def gelu_ref(x):
-    return x * 0.5 * (1 + Erf.apply(x / math.sqrt(2)))
+    return x * 0.5 * (1 + ops.erf(x / math.sqrt(2)))
 
 
 def gelu_tanh_ref(x):

@@ -20,12 +20,6 @@ def raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def axis(dim: int, ndim: int) -> int:
-    """A dim in [-ndim, ndim) as a non-negative axis, with PyTorch's error otherwise."""
-    n = max(ndim, 1)
-    if not -n <= dim < n:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
-    return dim % n
 
 
 REDUCTIONS = ("mean", "sum", "none")

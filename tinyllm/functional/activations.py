@@ -32,9 +32,10 @@ import numpy as np
 from tinyllm import backend, ops
 from tinyllm.function import Function
 from tinyllm.functional import kernels
-from tinyllm.functional._util import as_tensor, axis
+from tinyllm.functional._util import as_tensor
 from tinyllm.functional.kernels import HALF, ONE, TWO, contiguous, erf32, exp32, f32, split, ufunc
 from tinyllm.ops import relu, sigmoid, softplus, tanh
+from tinyllm.ops.common import axis
 
 __all__ = ["gelu", "glu", "leaky_relu", "logsigmoid", "relu", "sigmoid", "silu", "softplus", "tanh"]
 

@@ -25,8 +25,8 @@ from tinyllm import backend, ops
 from tinyllm.function import Function
 from tinyllm.functional import kernels
 from tinyllm.functional._util import as_tensor
-from tinyllm.functional._util import axis as _axis
 from tinyllm.functional.kernels import ONE, ZERO, contiguous, exp32, f32, kernel, split
+from tinyllm.ops.common import axis as _axis
 
 # ----------------------------------------------------------------------------- the host kernels
 # (float32 rows; checked against the reference below)

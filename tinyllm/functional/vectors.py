@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyllm import ops
-from tinyllm.functional._util import as_tensor, axis
+from tinyllm.functional._util import as_tensor
+from tinyllm.ops.common import axis
 
 __all__ = ["cosine_similarity", "normalize"]
 
