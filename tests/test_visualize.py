@@ -287,3 +287,44 @@ def test_colors_only_on_a_terminal_and_never_with_no_color(monkeypatch):
     assert use_color(False, Tty()) and not use_color(True, Tty()) and not use_color(False, io.StringIO())
     monkeypatch.setenv("NO_COLOR", "1")
     assert not use_color(False, Tty())
+
+
+def test_cli_a_tokenizer_file_missing_a_field_is_one_line_exit_2(tmp_path, capsys):
+    (tmp_path / "tokenizer.json").write_text('{"format": "tinyllm.char", "version": 1}')
+    assert main(["tokenize", "ab", "--vocab", str(tmp_path / "tokenizer.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinyllm tokenize: ") and "chars" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_shows_at_most_max_tokens_and_says_how_many_were_left_out(tmp_path, capsys):
+    from argparse import Namespace
+
+    from tinyllm.viz.tokens import MAX_TOKENS, cut_view, tokenize_command
+
+    CharTokenizer.from_text("ab").save(tmp_path / "tokenizer.json")
+    text = "ab" * 5000  # 10,000 tokens
+    args = Namespace(text=text, vocab=str(tmp_path), gpt2_ranks=None, no_color=True, html=str(tmp_path / "t.html"))
+    assert tokenize_command(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].count("[") == MAX_TOKENS and out[1].count(",") == MAX_TOKENS - 1
+    assert "shown: tokens 0..1,999 of 10,000 (8,000 tokens left out; choose others with --start-token" in out[2]
+    page = (tmp_path / "t.html").read_text(encoding="utf-8")
+    assert len(parse_spans(page)) == MAX_TOKENS and "8,000 tokens left out" in page and len(page) < 1_000_000
+    args.max_tokens, args.start_token = 3, 9998  # the last two: 2 shown, 9,998 left out
+    assert tokenize_command(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "[a][b]" and "tokens 9,998..9,999 of 10,000 (9,998 tokens left out" in out[2]
+    args.max_tokens, args.start_token = 0, 0  # 0: everything, and no note
+    assert tokenize_command(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].count("[") == 10_000 and "left out" not in out[2]
+    tok = CharTokenizer.from_text("ab")
+    assert "left out" not in cut_view(tok, [0, 1], max_tokens=2).summary()
+    for bad, message in ((dict(max_tokens=-1), "--max-tokens must be an integer >= 0"),
+                         (dict(start_token=5), "--start-token 5 is past the end: the text has 2 tokens")):
+        with pytest.raises(ValueError, match=message):
+            cut_view(tok, [0, 1], **bad)
+    args.start_token = 10_000
+    assert tokenize_command(args) == 2
+    err = capsys.readouterr().err
+    assert err == "tinyllm tokenize: --start-token 10000 is past the end: the text has 10,000 tokens\n"
