@@ -87,10 +87,13 @@ def test_cli_out_may_name_the_figure(ckpt, tmp_path, capsys):
 @pytest.mark.parametrize("case, message", [
     ("no_ckpt", "holds no model"), ("no_file", "not found"), ("empty", "holds no prompt"),
     ("unknown", "line 2 of"), ("long", "context_length is 32"), ("block", "--block-size must be >= 1"),
+    ("binary", "p.txt is not UTF-8 text: byte 0xFF at offset 5 (line 2, invalid start byte); write the prompts"),
 ])
 def test_cli_errors_exit_2_with_a_message(ckpt, tmp_path, capsys, case, message):
     prompts = tmp_path / "p.txt"
     prompts.write_text({"empty": "\n  \n", "unknown": "abc\nabZ\n", "long": "a" * 33 + "\n"}.get(case, "abc\n"))
+    if case == "binary":  # e.g. a model file passed by mistake
+        prompts.write_bytes(b"abc\nd\xff\x00\x89PNG\n")
     argv = ["kv-viz", "--ckpt", str(tmp_path / "nothing" if case == "no_ckpt" else ckpt),
             "--prompts", str(tmp_path / "missing.txt" if case == "no_file" else prompts),
             "--out", str(tmp_path / "o.html")]
@@ -99,6 +102,7 @@ def test_cli_errors_exit_2_with_a_message(ckpt, tmp_path, capsys, case, message)
     assert cli(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("tinyllm kv-viz: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err  # one line
     if case == "unknown":
         assert "'Z'" in err or "Z" in err
 

@@ -173,8 +173,16 @@ def run(args) -> int:
         return _fail(f"prompts file {prompts_path} not found; write one prompt per line")
     if args.block_size < 1 or args.max_bytes < 0:
         return _fail(f"--block-size must be >= 1 and --max-bytes >= 0, got {args.block_size} and {args.max_bytes}")
-    lines = [(n, line) for n, line in enumerate(prompts_path.read_text(encoding="utf-8").splitlines(), 1)
-             if line.strip()]
+    try:
+        text = prompts_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:  # a binary file, or another encoding
+        data = prompts_path.read_bytes()
+        line = data.count(b"\n", 0, e.start) + 1
+        return _fail(f"{prompts_path} is not UTF-8 text: byte 0x{data[e.start]:02X} at offset {e.start} (line {line}, "
+                     f"{e.reason}); write the prompts as UTF-8 text, one per line")
+    except OSError as e:
+        return _fail(f"cannot read prompts file {prompts_path}: {e}")
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         return _fail(f"{prompts_path} holds no prompt (every line is blank); write one prompt per line")
 
