@@ -33,15 +33,26 @@ flat dict.
 
 Files are written atomically: to a temporary file in the same directory,
 flushed to disk (fsync), then renamed over the target (``os.replace``), so a
-crash mid-write leaves the previous checkpoint whole.
+crash mid-write leaves the previous checkpoint whole. A temporary file left by a
+writer that was killed is removed by the next write of the same file.
+
+A checkpoint may come from a stranger, so reading one is bounded: the file must
+be a regular file, not a symbolic link (read_regular_file: a link in a shared
+folder can point anywhere on your machine, a FIFO would block forever); the
+header at most MAX_HEADER_BYTES, its JSON at most MAX_JSON_DEPTH deep; every
+dtype one NumPy can hold (bfloat16 and float8 are refused by name, with the fix).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import secrets
+import stat
+import time
 
 import numpy as np
 import safetensors.numpy
@@ -52,6 +63,14 @@ from tinyllm.tensor import Tensor
 FORMAT_KEY = "tinyllm.format"
 STRUCTURE_KEY = "tinyllm.structure"
 FORMAT_VERSION = "1"
+
+MAX_HEADER_BYTES = 64 * 2**20  # a GPT-2 header is ~20 KB; safetensors itself stops at 100 MB
+MAX_NESTING = 64               # levels of dicts/lists in a saved object (save refuses deeper)
+MAX_JSON_DEPTH = 3 * MAX_NESTING + 8  # a dict level is 3 JSON levels: {"dict": [[key, node]]}
+
+# safetensors dtype names NumPy can hold, and those it cannot (no bfloat16/float8 in NumPy)
+_READABLE_DTYPES = frozenset({"F64", "F32", "F16", "I64", "U64", "I32", "U32", "I16", "U16", "I8", "U8", "BOOL",
+                              "C64"})
 
 # what safetensors.numpy can store (it has no bfloat16 in NumPy)
 _STORABLE = frozenset(np.dtype(t) for t in (
@@ -68,6 +87,84 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No file at the path given to ``load`` (also a FileNotFoundError)."""
 
 
+class UnsupportedDtypeError(CheckpointError):
+    """A safetensors file holding a dtype NumPy cannot represent (bfloat16, float8): convert it to float32."""
+
+
+class UnsafePathError(ValueError):
+    """A file tinyllm refuses to read: a symbolic link, not a regular file, or a name leading outside its folder."""
+
+
+def read_regular_file(path, what: str = "file") -> bytes:
+    """The bytes of `path`, which must be a regular file and not a symbolic link (UnsafePathError otherwise).
+
+    Files in a run folder come from whoever shared it: a link could point at any file on this
+    machine, and a FIFO would make the read block forever. O_NOFOLLOW refuses the link at the
+    open itself (no gap between a check and the open); O_NONBLOCK keeps a FIFO from blocking
+    the open, and fstat then refuses it. A missing file raises FileNotFoundError, as open does.
+    """
+    path = os.fspath(path)
+    link = UnsafePathError(f"{path} is a symbolic link; tinyllm does not follow links when it reads a {what} "
+                           "(a link in a shared folder can point anywhere on your machine): copy the real file "
+                           "in its place")
+    if os.path.islink(path):
+        raise link
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # the link appeared after the check
+            raise link from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(f"{path} is a folder, not a {what}")
+        if not stat.S_ISREG(mode):
+            raise UnsafePathError(f"{path} is not a regular file (a FIFO, socket or device); a {what} must be "
+                                  "a plain file")
+        return f.read()
+
+
+def check_file_name(name, what: str = "file") -> str:
+    """A file name read from inside a file (a sidecar's "rank_file"): one plain name in the same folder.
+
+    check_file_name("tokenizer.tiktoken") -> "tokenizer.tiktoken";  check_file_name("../x") -> UnsafePathError
+    """
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise UnsafePathError(f"the {what} name {name!r} is not a plain file name in the same folder (a name with "
+                              "'..' or a path could point outside it); the file was not written by tinyllm or was "
+                              "edited: fix the name or re-save the file")
+    return name
+
+
+def json_depth(obj) -> int:
+    """How deeply lists/dicts nest in a parsed JSON value, without recursion: json_depth([[1], {}]) -> 2."""
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, (list, dict)):
+            depth = max(depth, d)
+            stack.extend((v, d + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return depth
+
+
+def parse_json(text, source: str, max_depth: int = MAX_JSON_DEPTH):
+    """json.loads(text), refusing nesting deeper than max_depth with a ValueError that names `source`.
+
+    Python's json parser recurses: a file of 100,000 "[" would end in RecursionError, not a message.
+    """
+    too_deep = ValueError(f"{source}: its JSON nests deeper than {max_depth} levels; tinyllm never writes such a "
+                          "file, so it was made elsewhere or tampered with: re-create it with tinyllm")
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
+    if json_depth(obj) > max_depth:
+        raise too_deep
+    return obj
+
+
 # ----------------------------------------------------------------------------- save
 
 
@@ -79,6 +176,9 @@ def _encode(obj, path: tuple, tensors: dict):
     """The JSON node for `obj`; arrays are moved to the host and put in `tensors`."""
     if isinstance(obj, Tensor):
         obj = obj.data
+    if len(path) > MAX_NESTING:
+        raise ValueError(f"cannot save: the object nests deeper than {MAX_NESTING} levels at "
+                         f"'{_where(path[:8])}/...'; flatten it (load refuses deeper files)")
     if backend.is_array(obj):
         arr = backend.to_numpy(obj)
         if not arr.flags.c_contiguous:  # safetensors reads the raw memory, in C order
@@ -122,6 +222,7 @@ def write_atomic(path, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save {path}: the directory {directory} does not exist")
+    _remove_stale_tmp(directory, os.path.basename(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
@@ -142,6 +243,45 @@ def write_atomic(path, data: bytes) -> None:
             os.close(dir_fd)
 
 
+STALE_TMP_AGE_S = 60.0  # a temporary file this old whose writer is gone is removed
+
+
+def _remove_stale_tmp(directory: str, base: str) -> None:
+    """Delete the temporary files of `base` (.<base>.<pid>.<hex>.tmp) that killed writers left behind.
+
+    A file is stale when its writer's pid is no longer running here and it has not been touched
+    for STALE_TMP_AGE_S (the age guards a writer on another machine sharing the folder), or when
+    it is a day old whatever its pid says (pids are reused). So killed runs do not pile them up.
+    """
+    pattern = re.compile(rf"\.{re.escape(base)}\.(\d+)\.[0-9a-f]{{8}}\.tmp")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None:
+            continue
+        full = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            age = now - os.lstat(full).st_mtime
+            if age > 86400 or (age > STALE_TMP_AGE_S and not _pid_alive(int(m.group(1)))):
+                os.unlink(full)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError, ValueError):
+        return True  # exists (another user's), or we cannot tell: keep the file
+    return True
+
+
 def save(obj: dict, path) -> None:
     """Write a (nested) dict of Tensors/arrays and JSON-able metadata to one safetensors file.
 
@@ -159,11 +299,37 @@ def save(obj: dict, path) -> None:
 # ----------------------------------------------------------------------------- load
 
 
-def _header_metadata(data: bytes) -> dict:
-    """The ``__metadata__`` of a (validated) safetensors file: read the header by hand."""
+def _read_header(data: bytes, path: str) -> dict:
+    """The JSON header of safetensors bytes, with its size, depth and dtypes checked first."""
+    if len(data) < 8:
+        raise CheckpointError(f"{path} is not a valid tinyllm checkpoint (truncated or corrupt: "
+                              f"{len(data)} bytes, shorter than the 8-byte header length)")
     n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + n])
-    return header.get("__metadata__") or {}
+    if n > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{path} is not a valid tinyllm checkpoint (its header claims {n:,} bytes, over "
+                              f"tinyllm's limit of {MAX_HEADER_BYTES:,}, MAX_HEADER_BYTES; a checkpoint's metadata "
+                              "is small: the file is corrupt or not a checkpoint)")
+    if 8 + n > len(data):
+        raise CheckpointError(f"{path} is not a valid tinyllm checkpoint (truncated or corrupt: the header claims "
+                              f"{n:,} bytes, the file has {len(data) - 8:,} after the length)")
+    try:
+        header = parse_json(data[8:8 + n], f"{path} (safetensors header)")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not a valid tinyllm checkpoint (truncated or corrupt: bad header JSON: "
+                              f"{e})") from None
+    except ValueError as e:  # nested too deep
+        raise CheckpointError(str(e)) from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} is not a valid tinyllm checkpoint (truncated or corrupt: the header is "
+                              "not a JSON object)")
+    for name, info in header.items():
+        dtype = info.get("dtype") if isinstance(info, dict) and name != "__metadata__" else None
+        if isinstance(dtype, str) and dtype not in _READABLE_DTYPES:
+            raise UnsupportedDtypeError(
+                f"{path}: tensor {name!r} has dtype {dtype}, which NumPy (and so tinyllm) cannot hold; convert "
+                "the file to float32 first, e.g. with PyTorch: safetensors.torch.save_file({k: v.float() for k, v "
+                "in safetensors.torch.load_file(src).items()}, dst)")
+    return header
 
 
 def _decode(node, arrays: dict, to_tensor, path: tuple):
@@ -189,17 +355,19 @@ def load(path, device: str | None = None) -> dict:
     """
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular_file(path, "checkpoint")
     except FileNotFoundError:
         raise CheckpointNotFoundError(f"no checkpoint at {path}: the file does not exist") from None
 
     def corrupt(why):
         return CheckpointError(f"{path} is not a valid tinyllm checkpoint (truncated or corrupt: {why})")
 
+    header = _read_header(data, path)
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise corrupt("__metadata__ is not a JSON object")
     try:
         arrays = safetensors.numpy.load(data)  # checks the header and that the data covers it
-        metadata = _header_metadata(data)
     except Exception as e:  # safetensors raises its own SafetensorError
         raise corrupt(e) from e
 
@@ -213,7 +381,16 @@ def load(path, device: str | None = None) -> dict:
     if metadata.get(FORMAT_KEY) != FORMAT_VERSION:
         raise CheckpointError(f"{path} has tinyllm format {metadata.get(FORMAT_KEY)!r}; this tinyllm "
                               f"reads format {FORMAT_VERSION!r} (upgrade tinyllm)")
+    structure = metadata[STRUCTURE_KEY]
+    if not isinstance(structure, str):
+        raise corrupt("the structure metadata is not a string")
     try:
-        return _decode(json.loads(metadata[STRUCTURE_KEY]), arrays, to_tensor, ())
+        structure = parse_json(structure, f"{path} (its {STRUCTURE_KEY} metadata)")
+    except json.JSONDecodeError as e:
+        raise corrupt(f"bad structure header: {e}") from None
+    except ValueError as e:  # nested too deep
+        raise CheckpointError(str(e)) from None
+    try:
+        return _decode(structure, arrays, to_tensor, ())
     except (ValueError, KeyError, TypeError) as e:
         raise corrupt(f"bad structure header: {e}") from e

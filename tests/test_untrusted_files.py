@@ -1,0 +1,160 @@
+"""Files from elsewhere are untrusted: every loader fails with a clear message, fast, and never hangs.
+
+Each test builds one hostile or broken file in tmp_path and checks the exception's type, that its
+message says what was wrong and what to do, and (where hanging is the risk) a time bound.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import safetensors.numpy
+
+from tinyllm.serialization import (
+    FORMAT_KEY,
+    FORMAT_VERSION,
+    MAX_NESTING,
+    STRUCTURE_KEY,
+    CheckpointError,
+    UnsafePathError,
+    UnsupportedDtypeError,
+    load,
+    save,
+    write_atomic,
+)
+
+
+def _raw_safetensors(header: dict, payload: bytes = b"") -> bytes:
+    h = json.dumps(header).encode()
+    return len(h).to_bytes(8, "little") + h + payload
+
+
+# ----------------------------------------------------------------------------- checkpoints (serialization)
+
+
+def test_deeply_nested_structure_is_refused_not_a_recursion_error(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    deep = "[" * 100_000 + "]" * 100_000
+    path.write_bytes(safetensors.numpy.save({"x": np.zeros(2, np.float32)},
+                                            metadata={FORMAT_KEY: FORMAT_VERSION, STRUCTURE_KEY: deep}))
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"nests deeper than \d+ levels.*re-create it with tinyllm"):
+        load(path)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_nesting_python_can_parse_but_tinyllm_never_writes_is_refused(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    deep = "[" * 400 + "]" * 400  # json.loads manages this; the limit is ours
+    path.write_bytes(safetensors.numpy.save({"x": np.zeros(2, np.float32)},
+                                            metadata={FORMAT_KEY: FORMAT_VERSION, STRUCTURE_KEY: deep}))
+    with pytest.raises(CheckpointError, match="nests deeper than"):
+        load(path)
+
+
+def test_save_refuses_what_load_would_refuse_and_keeps_the_limit(tmp_path):
+    ok: dict = {"w": np.ones(2, np.float32)}
+    for _ in range(MAX_NESTING - 1):
+        ok = {"a": ok}
+    save(ok, tmp_path / "ok.safetensors")
+    assert load(tmp_path / "ok.safetensors")  # the deepest object save accepts loads back
+    too_deep = {"a": ok}
+    too_deep = {"b": too_deep}
+    with pytest.raises(ValueError, match=f"deeper than {MAX_NESTING} levels"):
+        save(too_deep, tmp_path / "deep.safetensors")
+
+
+def test_header_larger_than_the_limit_is_refused(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    path.write_bytes((2**40).to_bytes(8, "little") + b"{}")
+    with pytest.raises(CheckpointError, match="MAX_HEADER_BYTES"):
+        load(path)
+
+
+def test_bfloat16_checkpoint_says_unsupported_dtype_and_how_to_convert(tmp_path):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(_raw_safetensors({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4))
+    with pytest.raises(UnsupportedDtypeError, match=r"'w' has dtype BF16.*convert the file to float32") as e:
+        load(path)
+    assert "truncated" not in str(e.value)
+    assert isinstance(e.value, CheckpointError) and isinstance(e.value, ValueError)
+
+
+def test_checkpoint_that_is_a_symlink_is_refused(tmp_path):
+    real = tmp_path / "elsewhere.safetensors"
+    save({"w": np.ones(2, np.float32)}, real)
+    link = tmp_path / "ckpt.safetensors"
+    link.symlink_to(real)
+    with pytest.raises(UnsafePathError, match="is a symbolic link.*copy the real file"):
+        load(link)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_checkpoint_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    os.mkfifo(path)
+    t0 = time.perf_counter()
+    with pytest.raises(UnsafePathError, match="not a regular file"):
+        load(path)
+    assert time.perf_counter() - t0 < 2.0
+
+
+# ----------------------------------------------------------------------------- stale temporary files
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_stale_tmp_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "ckpt.safetensors"
+    stale = tmp_path / f".ckpt.safetensors.{_dead_pid()}.deadbeef.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh_other = tmp_path / f".other.bin.{_dead_pid()}.deadbeef.tmp"  # another file's: not ours to touch
+    fresh_other.write_bytes(b"x")
+    os.utime(fresh_other, (old, old))
+    save({"w": np.ones(2, np.float32)}, target)
+    assert not stale.exists()
+    assert fresh_other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, fresh_other.name])
+
+
+def test_tmp_of_a_live_writer_is_kept_unless_a_day_old(tmp_path):
+    target = tmp_path / "log.txt"
+    live = tmp_path / f".log.txt.{os.getppid()}.0123abcd.tmp"  # the parent is running: it may be writing
+    live.write_bytes(b"x")
+    recent_dead = tmp_path / f".log.txt.{_dead_pid()}.0123abce.tmp"  # seconds old: maybe another machine's
+    recent_dead.write_bytes(b"x")
+    write_atomic(target, b"1")
+    assert live.exists() and recent_dead.exists()
+    ancient = time.time() - 2 * 86400
+    os.utime(live, (ancient, ancient))
+    write_atomic(target, b"2")
+    assert not live.exists() and recent_dead.exists()
+    assert target.read_bytes() == b"2"
+
+
+def test_killed_writes_do_not_accumulate(tmp_path):
+    target = tmp_path / "ckpt.bin"
+    code = ("import os, sys; from tinyllm.serialization import write_atomic\n"
+            "os.fsync = lambda fd: os._exit(9)  # killed between writing the temp file and the rename\n"
+            f"write_atomic({str(target)!r}, b'x' * 1000)\n")
+    for _ in range(3):
+        subprocess.run([sys.executable, "-c", code], check=False, timeout=60)
+        for p in tmp_path.glob(".ckpt.bin.*.tmp"):
+            old = time.time() - 3600
+            os.utime(p, (old, old))
+    assert len(list(tmp_path.glob(".ckpt.bin.*.tmp"))) == 1  # each killed run cleaned up the one before it
+    write_atomic(target, b"ok")
+    assert list(tmp_path.glob(".ckpt.bin.*.tmp")) == []
+    assert target.read_bytes() == b"ok"
