@@ -69,39 +69,113 @@ def _add_fields(group, cls, skip=()):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
+        has_default = f.default is not dataclasses.MISSING
         group.add_argument(flag, dest=f.name, type=_parser_for(hints[f.name]), default=None, metavar="V",
-                           help=f"(default: the preset's, or {f.default!r})")
+                           help=f"(default: the preset's, or {f.default!r})" if has_default
+                           else "(default: the preset's)")
 
 
 # ----------------------------------------------------------------------------- train / sample
 
 _TRAIN_OWN = ("out_dir",)  # set with --out
+# settings that decide which tokens a run sees: a resumed run keeps them
+_RUN_IDENTITY = ("data", "tokenizer", "val_fraction", "seed")
+REPLACED_PREFIX = ".replaced-"
+
+
+def _run_files(out) -> list:
+    """What a fresh run would overwrite in `out` (earlier runs moved aside by --force do not count)."""
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir() if not p.name.startswith(REPLACED_PREFIX))
+
+
+def _move_aside(out, files) -> object:
+    """--force: move `files` into out/.replaced-<UTC time>/ with os.replace (a rename each; nothing deleted)."""
+    import os
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    aside, n = out / f"{REPLACED_PREFIX}{stamp}", 1
+    while aside.exists():
+        n += 1
+        aside = out / f"{REPLACED_PREFIX}{stamp}-{n}"
+    aside.mkdir()
+    for p in files:
+        os.replace(p, aside / p.name)
+    return aside
+
+
+def _resume_settings(args, given: dict, out: str):
+    """(TrainConfig, model fields) of the run in `out`, with the explicit flags that may change applied."""
+    from tinyllm.train.checkpoint import load_checkpoint
+    from tinyllm.train.config import TrainConfig, model_fields
+
+    state = load_checkpoint(out)
+    try:
+        saved = TrainConfig.from_dict(state["train_config"])
+        saved_model = dict(state["model_config"])
+        step = int(state["step"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"the checkpoint in {out} does not hold a usable run ({e}); start a new run") from None
+    for name in model_fields():
+        if name in given and given[name] != saved_model.get(name):
+            raise ValueError(f"--resume: the run in {out} has {name}={saved_model.get(name)!r}; a resumed run keeps "
+                             f"its model, so drop --{name.replace('_', '-')} (or start a new run in another --out)")
+    for name in _RUN_IDENTITY:
+        if name in given and given[name] != getattr(saved, name):
+            raise ValueError(f"--resume: the run in {out} trained with {name}={getattr(saved, name)!r}; it cannot "
+                             f"change on resume: drop --{name.replace('_', '-')} (or start a new run in another --out)")
+    max_iters = given.get("max_iters", saved.max_iters)
+    if max_iters <= step:
+        how = f"--max-iters {max_iters} is" if "max_iters" in given else f"its max_iters={max_iters} is"
+        raise ValueError(f"--resume: the run in {out} is at step {step} and {how} not beyond it; give a larger "
+                         f"--max-iters to train further")
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    changes = {k: v for k, v in given.items() if k in train_names}
+    cfg = dataclasses.replace(saved, out_dir=str(out), **changes)
+    return cfg, {k: v for k, v in saved_model.items() if k != "vocab_size"}
 
 
 def _train(args) -> int:
-    from tinyllm.train import preset, train
-    from tinyllm.train.config import TrainConfig, model_fields
+    from pathlib import Path
 
-    overrides = {}
+    from tinyllm.train import preset
+    from tinyllm.train.config import TrainConfig, model_fields
+    from tinyllm.train.loop import prepare, train
+
+    given = {}
     for name in [f.name for f in dataclasses.fields(TrainConfig)] + model_fields():
         value = getattr(args, name, None)
         if value is not None:
-            overrides[name] = value
-    if args.out is not None:
-        overrides["out_dir"] = args.out
-    try:
-        cfg, model = preset(args.preset, **overrides)
-        if cfg.device is not None:
-            from tinyllm.backend import check_device
-
-            check_device(cfg.device)
-    except (ValueError, NotImplementedError) as e:
-        print(f"tinyllm train: {e}", file=sys.stderr)
-        return 2
+            given[name] = value
+    if args.resume and args.force:
+        raise ValueError("--resume continues the run in --out and --force replaces it: give one of them")
+    # 1. check everything, writing nothing
+    if args.resume:
+        out = args.out if args.out is not None else preset(args.preset)[0].out_dir
+        cfg, fields = _resume_settings(args, given, out)
+    else:
+        if args.out is not None:
+            given["out_dir"] = args.out
+        cfg, fields = preset(args.preset, **given)
+    out_dir = Path(cfg.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder; choose another --out")
+    old = [] if args.resume else _run_files(out_dir)
+    if old and not args.force:
+        names = ", ".join(p.name for p in old[:4]) + (", ..." if len(old) > 4 else "")
+        raise ValueError(f"{out_dir} already holds files ({names}); continue that run with --resume, or start a "
+                         f"new one with --force (the old files are moved to {out_dir}/{REPLACED_PREFIX}<time>/)")
+    plan = prepare(cfg, fields, resume=args.resume, progress=not args.no_progress)
+    # 2. then write
+    if old:
+        print(f"--force: moved the previous files of {out_dir} to {_move_aside(out_dir, old)}")
     from tinyllm import runtime
 
     runtime.keep_host_memory()  # process-wide, the command's choice: reuse freed memory between steps
-    result = train(cfg, model, resume=args.resume, progress=not args.no_progress, log=print)
+    result = train(cfg, fields, resume=args.resume, progress=not args.no_progress, log=print,
+                   skip_nonfinite=args.skip_nonfinite, plan=plan)
     print(f"checkpoint: {result.out_dir}  (sample with: tinyllm sample --ckpt {result.out_dir})")
     if cfg.sample_tokens and not result.stopped_early:
         print("\n--- a sample (temperature 0.8, top-k 200) ---")
@@ -204,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="tinyllm: the engineering stack of a modern LLM, from first principles, on NumPy.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train",
@@ -211,7 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a GPT. A preset sets everything; any flag below overrides it.")
     t.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS), help=f"(default {DEFAULT_PRESET})")
     t.add_argument("--out", default=None, metavar="DIR", help="run folder: checkpoints, metrics.jsonl, tokenizer")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with its saved settings")
+    t.add_argument("--force", action="store_true",
+                   help="start a new run in a folder that holds one: its files are moved to --out/.replaced-<time>/")
+    t.add_argument("--skip-nonfinite", action="store_true",
+                   help="skip a step whose loss or gradient norm is NaN/inf (default: stop there)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_fields(t.add_argument_group("training (TrainConfig)"), TrainConfig, skip=_TRAIN_OWN)
     _add_fields(t.add_argument_group("model (GPTConfig)"), GPTConfig, skip=("vocab_size",))
@@ -267,13 +347,40 @@ def _version() -> str:
     return __version__
 
 
+# what a user's input or machine can cause: one line and exit status 2. Anything else is a bug and shows
+# its traceback. tinyllm's own errors derive from these (DataError, CheckpointError are ValueErrors,
+# NonFiniteLossError a FloatingPointError). TypeError is left out on purpose: a command's arguments are
+# parsed strings, so a TypeError ("unexpected keyword argument") is a wrong call in the code, a bug.
+_USER_ERRORS = (ValueError, OSError, NotImplementedError, ImportError, FloatingPointError)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text
+
+
 def main(argv=None) -> int:
+    """Run a command: 0 on success; 2 and one line `tinyllm CMD: what was wrong` on stderr for a user error.
+
+    --debug shows the traceback instead.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"tinyllm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as e:
+        if args.debug:
+            raise
+        print(f"tinyllm {args.command}: {_one_line(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

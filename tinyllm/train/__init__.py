@@ -2,17 +2,18 @@
 
     TrainConfig, PRESETS, preset    what a run is                       (config.py)
     train, TrainResult              the loop                            (loop.py)
+    prepare, RunPlan                every check, before a file is written (loop.py)
     save_checkpoint, load_checkpoint, read_metrics, load_run            (checkpoint.py)
     train_or_load, ReusedRun        reuse a finished run, else train    (reuse.py)
 """
 
 from tinyllm.train.checkpoint import load_checkpoint, load_run, read_metrics, save_checkpoint
 from tinyllm.train.config import DEFAULT_PRESET, PRESETS, TrainConfig, model_fields, preset
-from tinyllm.train.loop import TrainResult, estimate_loss, make_optimizer, train
+from tinyllm.train.loop import NonFiniteLossError, RunPlan, TrainResult, estimate_loss, make_optimizer, prepare, train
 from tinyllm.train.reuse import ReusedRun, train_or_load
 
 __all__ = [
     "DEFAULT_PRESET", "PRESETS", "TrainConfig", "TrainResult", "estimate_loss", "load_checkpoint", "load_run",
-    "make_optimizer", "model_fields", "preset", "read_metrics", "ReusedRun", "save_checkpoint", "train",
-    "train_or_load",
+    "make_optimizer", "model_fields", "NonFiniteLossError", "prepare", "preset", "read_metrics", "ReusedRun",
+    "RunPlan", "save_checkpoint", "train", "train_or_load",
 ]

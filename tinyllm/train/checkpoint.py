@@ -89,25 +89,38 @@ def restore_rng(state: dict, data_rng, device: str) -> None:
         backend.set_rng_state(state["rng"]["tinyllm"], device)
 
 
+def _records(path) -> list[dict]:
+    """The records of a metrics.jsonl; a torn last line (a run killed mid-write) is dropped."""
+    path = Path(path)
+    lines = [x for x in path.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break  # torn: the process stopped while writing it
+            raise ValueError(f"{path}, line {i + 1}, is not JSON: {line[:60]!r}; repair or delete that line") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
+            raise ValueError(f"{path}, line {i + 1}, is not a metrics record (no integer 'step')")
+        out.append(rec)
+    return out
+
+
 def truncate_metrics(path, step: int) -> None:
     """Keep the metric lines a run had written before `step` (and the evaluation at `step`).
 
     A run stopped at step s may have logged lines past its last checkpoint; the resumed run
-    writes those steps again, so they are dropped first. The file is rewritten atomically.
+    writes those steps again, so they are dropped first (and a torn last line with them).
+    The file is rewritten atomically.
     """
     path = Path(path)
     if not path.exists():
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
-        if rec["step"] < step or (rec["step"] == step and rec.get("eval")):
-            kept.append(line)
-    write_atomic(path, "".join(x + "\n" for x in kept).encode("utf-8"))
+    kept = [rec for rec in _records(path) if rec["step"] < step or (rec["step"] == step and rec.get("eval"))]
+    write_atomic(path, "".join(json.dumps(rec) + "\n" for rec in kept).encode("utf-8"))
 
 
 def read_metrics(path) -> list[dict]:
-    """All records of OUT/metrics.jsonl, in order."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """All records of OUT/metrics.jsonl, in order (a torn last line is left out)."""
+    return _records(path)

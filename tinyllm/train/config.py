@@ -73,6 +73,9 @@ class TrainConfig:
         tok = self.tokenizer
         need(tok == "char" or (tok.startswith("bpe:") and tok[4:].isdigit()),
              f"tokenizer must be 'char' or 'bpe:VOCAB' (e.g. 'bpe:512'), got {tok!r}")
+        need(tok == "char" or int(tok[4:]) >= 256,
+             f"tokenizer {tok!r}: a byte-level BPE vocabulary starts from the 256 single bytes, so VOCAB "
+             f"must be at least 256 (e.g. 'bpe:512')")
 
     @property
     def decay_iters(self) -> int:

@@ -44,6 +44,7 @@ from tinyllm.data import (
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.gpt import GPT
 from tinyllm.optim import AdamW, WarmupCosine, clip_grad_norm_
+from tinyllm.serialization import CheckpointError
 from tinyllm.train.checkpoint import (
     load_checkpoint,
     restore_rng,
@@ -117,52 +118,101 @@ class _StopOnInterrupt:
             signal.signal(signal.SIGINT, previous)
 
 
-def _prepare_data(cfg: TrainConfig, out_dir: Path, resume: bool, progress: bool):
+class NonFiniteLossError(FloatingPointError):
+    """Training met a NaN or infinite loss (or gradient norm); the last good checkpoint is kept."""
+
+
+@dataclass
+class RunPlan:
+    """Everything a run needs, checked before anything is written (see `prepare`)."""
+
+    cfg: TrainConfig
+    device: str
+    state: dict | None        # the checkpoint to resume from, or None for a fresh run
+    tokenizer: object
+    splits: dict
+    model_config: GPTConfig
+    resume: bool
+
+
+def prepare(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progress: bool = False) -> RunPlan:
+    """Check the data, the tokenizer, both configs and the checkpoint; write nothing.
+
+    Raises ValueError (DataError, CheckpointError), NotImplementedError or RuntimeError with a
+    message for the user; `train` calls it first, so a run that cannot work changes no file.
+    """
+    out_dir = Path(cfg.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"the run folder {out_dir} is a file, not a folder; choose another --out")
+    device = backend.check_device(cfg.device or backend.get_device())
+    if device == "cuda" and not backend.cuda_available():
+        raise ValueError("device 'cuda' needs CuPy and an NVIDIA GPU (pip install 'tinyllm[gpu]'); "
+                           "use --device cpu")
+    state = load_checkpoint(out_dir) if resume else None
+    if state is not None:
+        try:
+            saved = TrainConfig.from_dict(state["train_config"])
+            model_config = GPTConfig.from_dict(state["model_config"])
+            start = int(state["step"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{out_dir / 'ckpt.safetensors'} does not hold a usable run ({e}); "
+                                  f"start again without --resume") from None
+        if saved.data != cfg.data or saved.tokenizer != cfg.tokenizer:
+            raise ValueError(f"--resume: the run in {out_dir} trained on data={saved.data!r} with "
+                             f"tokenizer={saved.tokenizer!r}; got data={cfg.data!r}, tokenizer={cfg.tokenizer!r}")
+        if start > cfg.max_iters:
+            raise ValueError(f"--resume: the checkpoint in {out_dir} is at step {start}, past max_iters="
+                             f"{cfg.max_iters}; give a larger --max-iters to continue it")
     text = load_text(cfg.data)
-    if resume:
-        tok = load_tokenizer(out_dir)
-    else:
-        tok = build_tokenizer(cfg.tokenizer, text, progress=progress)
-        save_tokenizer(tok, out_dir)
+    tok = load_tokenizer(out_dir) if state is not None else build_tokenizer(cfg.tokenizer, text, progress=progress)
     tokens = encode_corpus(text, tok)  # 1-D uint16/uint32, ids checked < vocab_size
+    if state is None:
+        model_config = GPTConfig(vocab_size=tok.vocab_size, **model_fields)
+    elif model_config.vocab_size != tok.vocab_size:
+        raise CheckpointError(f"{out_dir}: the tokenizer has {tok.vocab_size} ids but the checkpoint's model "
+                              f"{model_config.vocab_size}; the folder's files are from different runs")
     train_tokens, val_tokens = split_tokens(tokens, cfg.val_fraction)
-    return tok, {"train": train_tokens, "val": val_tokens}
+    splits = {"train": train_tokens, "val": val_tokens}
+    T = model_config.context_length
+    for name, part in splits.items():
+        if len(part) < T + 1:
+            raise ValueError(f"the {name} split has {len(part)} tokens, fewer than context_length + 1 = {T + 1}: "
+                             f"use more data, a smaller context_length or another val_fraction")
+    return RunPlan(cfg=cfg, device=device, state=state, tokenizer=tok, splits=splits, model_config=model_config,
+                   resume=resume)
 
 
 def _quiet(*args, **kwargs) -> None:
     """The default `log`: library code prints nothing unless its caller passes a logger."""
 
 
+def _finite(x) -> bool:
+    return bool(np.isfinite(float(x)))
+
+
 def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progress: bool = False,
-          on_step=None, log=None) -> TrainResult:
+          on_step=None, log=None, skip_nonfinite: bool = False, plan: RunPlan | None = None) -> TrainResult:
     """Train a GPT as `cfg` says; `model_fields` are GPTConfig fields other than vocab_size.
 
     on_step(step, record) is called after each logged step with the metrics record; returning
     True stops the run at the next iteration boundary (with a checkpoint), like Ctrl-C.
     Quiet unless asked: `log` (e.g. ``print``) receives the status lines, `progress` shows a bar;
     the CLI turns both on.
+
+    Everything is checked (`prepare`, or the `plan` it returned) before the first file is written.
+    A non-finite loss or gradient norm raises NonFiniteLossError at that step without writing a
+    checkpoint (the last good one stays); skip_nonfinite=True skips such steps instead.
     """
     log = log or _quiet
+    if plan is None:
+        plan = prepare(cfg, model_fields, resume=resume, progress=progress)
+    cfg, device, state, tok, splits = plan.cfg, plan.device, plan.state, plan.tokenizer, plan.splits
+    model_config = plan.model_config
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = backend.check_device(cfg.device or backend.get_device())
-
-    state = load_checkpoint(out_dir) if resume else None
-    if state is not None:
-        saved = TrainConfig.from_dict(state["train_config"])
-        if saved.data != cfg.data or saved.tokenizer != cfg.tokenizer:
-            raise ValueError(f"--resume: the run in {out_dir} trained on data={saved.data!r} with "
-                             f"tokenizer={saved.tokenizer!r}; got data={cfg.data!r}, tokenizer={cfg.tokenizer!r}")
-    tok, splits = _prepare_data(cfg, out_dir, resume, progress)
-    if state is not None:
-        model_config = GPTConfig.from_dict(state["model_config"])
-    else:
-        model_config = GPTConfig(vocab_size=tok.vocab_size, **model_fields)
     T = model_config.context_length
-    for name, tokens in splits.items():
-        if len(tokens) < T + 1:
-            raise ValueError(f"the {name} split has {len(tokens)} tokens, fewer than context_length + 1 = {T + 1}: "
-                             f"use more data, a smaller context_length or another val_fraction")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if state is None:
+        save_tokenizer(tok, out_dir)
 
     tinyllm.manual_seed(cfg.seed)
     data_rng = np.random.default_rng(cfg.seed)
@@ -174,6 +224,7 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        sched.max_steps = cfg.decay_iters  # a run extended with a larger max_iters decays to its new end
         restore_rng(state, data_rng, device)
         start = int(state["step"])
         truncate_metrics(out_dir / "metrics.jsonl", start)
@@ -204,6 +255,11 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
             is_last = step == cfg.max_iters
             if (step % cfg.eval_interval == 0 or is_last) and not (state is not None and step == start):
                 last_eval = estimate_loss(model, splits, cfg, T, step, device)
+                if not (_finite(last_eval["train"]) and _finite(last_eval["val"])):
+                    raise NonFiniteLossError(
+                        f"the evaluation at step {step} gave a non-finite loss (train {last_eval['train']}, val "
+                        f"{last_eval['val']}); no checkpoint written, the last good one in {out_dir} is kept: "
+                        f"try a lower learning_rate")
                 rec = {"step": step, "train_loss": last_eval["train"], "val_loss": last_eval["val"],
                        "lr": sched.get_last_lr()[0], "elapsed_s": time.perf_counter() - t_begin, "eval": True}
                 metrics.write(json.dumps(rec) + "\n")
@@ -221,10 +277,18 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
             x, y = get_batch(splits["train"], cfg.batch_size, T, data_rng)
             _, loss = model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device))
             loss.backward()
-            if cfg.grad_clip > 0:
-                clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            # the total gradient norm (clipped only when grad_clip > 0); one host sync checks it and the loss
+            norm = clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
             lr = sched.get_last_lr()[0]
-            opt.step()
+            if not (_finite(loss.item()) and _finite(norm.item())):
+                if not skip_nonfinite:
+                    raise NonFiniteLossError(
+                        f"step {step}: the loss ({loss.item()}) or gradient norm ({norm.item()}) is not finite; "
+                        f"stopped without writing a checkpoint (the last good one in {out_dir} is kept): "
+                        f"try a lower learning_rate, or skip such steps with --skip-nonfinite")
+                bar.write(f"step {step}: non-finite loss or gradient norm; step skipped (--skip-nonfinite)")
+            else:
+                opt.step()
             opt.zero_grad()
             sched.step()
             step += 1
