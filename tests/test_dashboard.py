@@ -199,6 +199,117 @@ def test_parse_knobs_defaults_and_off_values():
         parse_knobs(dict(prompt=3))
 
 
+BIG = "1" * 5000
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"prompt": "to", "top_k": 1e400}', r"top_k must be an integer >= 1, or none \(off\), got inf"),
+    ('{"prompt": "to", "n_top": -1e400}', r"n_top must be an integer in \[1, 100\], got -inf"),
+    ('{"prompt": "to", "seed": NaN}', r"seed must be an integer in \[0, 2\*\*63\), got nan"),
+    ('{"prompt": "to", "temperature": Infinity}', r"temperature must be a finite number >= 0 \(0 = greedy\), got inf"),
+    ('{"prompt": "to", "top_k": %s}' % BIG, r"top_k must be .*, got a 5000-digit number \(numbers here have at most"),
+    ('{"prompt": "to", "temperature": %s}' % ("9" * 400), "temperature must be .*, got a 400-digit number"),
+    ('{"prompt": "to", "top_p": "%s"}' % BIG, r"top_p must be a number in \(0, 1\], or none \(off\) \(at most 40"),
+    ('{"prompt": %s}' % BIG, "prompt must be text of 1 to 4000 characters, got a 5000-digit number"),
+    ('{"prompt": "to", "top_k": true}', "top_k must be an integer >= 1, or none .*, got True"),
+    ('{"prompt": "to", "top_k": 2.5}', "top_k must be an integer >= 1, or none .*, got 2.5"),
+    ('{"prompt": "to", "min_p": [0.1]}', r"min_p must be a number in \[0, 1\], or none \(off\), got \[0.1\]"),
+    ('{"prompt": "to", "max_new_tokens": {"a": 1}}', r"max_new_tokens must be an integer in \[1, 200\]"),
+    ('{"prompt": ["to"]}', "prompt must be text of 1 to 4000 characters, got \\['to'\\]"),
+    ('{"prompt": "to", "topk": 3}', "unknown field 'topk'; the fields are prompt, temperature, top_k"),
+    ("[" * 50_000, "the request body nests too deeply"),
+    ('{"prompt": "to"', "the request body is not JSON"),
+    (b"\xff\xfe{}", "the request body is not JSON"),
+    ("null", "the request body must be a JSON object, got NoneType"),
+], ids=lambda x: x[:40] if isinstance(x, str) else None)
+def test_every_malformed_body_is_a_400_naming_the_field(tiny, body, message):
+    import re
+
+    from tinyllm.viz.dashboard.server import answer, parse_body
+
+    raw = body if isinstance(body, bytes) else body.encode()
+    status, out = answer(*tiny, lambda: parse_body(raw))
+    error = json.loads(out)["error"]
+    assert status == 400 and re.search(message, error), error
+    assert len(error) < 300  # a 5000-digit value is not echoed back
+
+
+def test_numbers_that_are_integers_in_any_spelling_are_taken(tiny):
+    from tinyllm.viz.dashboard.server import answer, parse_body
+
+    status, out = answer(*tiny, lambda: parse_body(b'{"prompt": "to", "top_k": "2.0", "seed": 1e18, "n_samples": 0}'))
+    r = json.loads(out)
+    assert status == 200 and r["knobs"]["top_k"] == 2 and r["knobs"]["seed"] == 10**18 and r["kept_tokens"] == 2
+
+
+def test_oversized_bodies_and_query_values_are_a_400_over_http(server):
+    def post(body, headers=()):
+        req = urllib.request.Request(server.url + "api/next", data=body, headers=dict(headers))
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    from tinyllm.viz.dashboard.server import MAX_BODY
+
+    status, r = post(b" " * (MAX_BODY + 1))
+    assert status == 400 and r["error"] == f"the request body must be at most {MAX_BODY} bytes, got {MAX_BODY + 1}"
+    status, r = post(b'{"prompt": "to", "top_k": 1e400}')
+    assert status == 400 and "top_k must be an integer >= 1" in r["error"]
+    for params in (dict(top_k="1e400"), dict(top_k=BIG[:100]), dict(temperature="inf"), dict(n_top="1.5"),
+                   dict(seed="-1"), dict(colour="red")):
+        status, r = get(server, prompt="to", n_samples=0, **params)
+        assert status == 400 and next(iter(params)) in r["error"], (params, r)
+    assert get(server, prompt="to", n_samples=0)[0] == 200  # and the server keeps serving
+
+
+def test_a_prompt_longer_than_the_context_is_cropped_not_refused(tiny):
+    from tinyllm.viz.dashboard.report import next_token_report
+
+    r = next_token_report(*tiny, dict(prompt="to be " * 100, n_samples=1, max_new_tokens=5))
+    assert r["cropped"] and r["prompt_tokens"] == 600 and len(r["samples"]) == 1
+
+
+def test_random_json_bodies_are_answered_200_or_400_never_500(tiny):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tinyllm.viz.dashboard.server import answer, parse_body
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-(10**60), 10**60),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+                        st.sampled_from(["none", "off", "", "1e400", "nan", "-0", "0x10", " 3 ", "1_000", "٣"]))
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4),
+                                                                                                inner, max_size=3),
+                          max_leaves=6)
+    valid = dict(prompt=st.text(alphabet=TEXT, min_size=1, max_size=40), temperature=st.floats(0, 3),
+                 top_k=st.integers(1, 30) | st.just("none"), top_p=st.floats(0.01, 1), min_p=st.floats(0, 1),
+                 n_samples=st.integers(0, 2), max_new_tokens=st.integers(1, 4), n_top=st.integers(1, 100),
+                 seed=st.integers(0, 2**63 - 1) | st.just("7"))
+    # each field present or not, mostly valid (so that some bodies are 200s), else anything; now and then a stranger
+    def mostly(v, other):  # v 7 times in 8 (one_of would draw each branch equally often)
+        return st.integers(0, 7).flatmap(lambda i: v if i else other)
+
+    fields = {k: mostly(v, values) for k, v in valid.items()}
+    bodies = st.fixed_dictionaries(dict(prompt=fields.pop("prompt")), optional=fields)
+    strangers = st.dictionaries(st.sampled_from(["", "bogus", "__proto__", "Top_k"]), values, max_size=1)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(body=bodies, stranger=mostly(st.just({}), strangers), big=st.integers(0, 4))
+    def check(body, stranger, big):
+        body = {**body, **stranger}
+        raw = json.dumps(body).encode()
+        if big == 0:  # now and then a value spelled as a huge literal
+            raw = raw.replace(b"{", b'{"n_top": ' + BIG.encode() + b", ", 1)
+        status, out = answer(*tiny, lambda: parse_body(raw))
+        assert status in (200, 400), out
+        if status == 400:
+            assert json.loads(out)["error"]
+
+    check()
+
+
 # ---------------------------------------------------------------------------- the command
 
 

@@ -13,8 +13,11 @@ listed in the order of z (the same order for all three distributions, since
 temperature keeps it), the first ``n_top`` of them.
 
 Bad input raises ``BadRequest`` with a message for the page (the server
-answers 400): an empty prompt, characters a character-level tokenizer never
-saw, a knob out of range.
+answers 400) that names the field and what it may hold (ALLOWED): an empty
+prompt, characters a character-level tokenizer never saw, a knob of the wrong
+type, NaN, inf or out of range (1e400, a 5000-digit integer), an unknown field.
+A prompt longer than the model's context is not an error: the model reads its
+last context_length tokens, and the answer says so (cropped).
 """
 
 from __future__ import annotations
@@ -32,21 +35,71 @@ DEFAULTS = dict(temperature=1.0, top_k=None, top_p=None, min_p=None, n_samples=3
                 n_top=20)
 
 
+# what each field may hold, as the 400 answers say it: "top_k must be an integer >= 1, or none (off), got 0.5"
+ALLOWED = dict(prompt="text of 1 to 4000 characters", temperature="a finite number >= 0 (0 = greedy)",
+               top_k="an integer >= 1, or none (off)", top_p="a number in (0, 1], or none (off)",
+               min_p="a number in [0, 1], or none (off)", n_samples="an integer in [0, 8]",
+               max_new_tokens="an integer in [1, 200]", n_top="an integer in [1, 100]", seed="an integer in [0, 2**63)")
+MAX_DIGITS = 40  # a number written with more characters is refused before Python converts it
+
+
 class BadRequest(ValueError):
     """Input the dashboard cannot use; its message is shown on the page."""
 
 
+class BigNumber:
+    """A JSON integer of more than MAX_DIGITS digits, kept as its length (the server's parse_int makes these):
+    int() of a 5000-digit string raises past Python's 4300-digit limit, and no knob wants one."""
+
+    def __init__(self, digits: str):
+        self.n = len(digits.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"a {self.n}-digit number (numbers here have at most {MAX_DIGITS} digits)"
+
+
+def parse_int(digits: str):
+    """json.loads's parse_int: an int, or a BigNumber past MAX_DIGITS digits."""
+    return int(digits) if len(digits) <= MAX_DIGITS else BigNumber(digits)
+
+
+def _show(raw) -> str:
+    """The value as an error message quotes it, cut to 40 characters."""
+    text = repr(raw)
+    return text if len(text) <= 40 or isinstance(raw, BigNumber) else text[:37] + "..."
+
+
 def _number(params, name, kind):
+    """params[name] as kind (int or float), None when off ('none', 'off', '' or JSON null); BadRequest naming
+    the field and ALLOWED[name] for anything else: booleans, lists, NaN, inf, 1.5 for an integer, 1e400, 10**5000."""
     raw = params.get(name, DEFAULTS.get(name))
     if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "off")):
         return None
-    try:
-        value = kind(raw) if not isinstance(raw, str) else kind(raw.strip())
-    except (TypeError, ValueError):
-        raise BadRequest(f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise BadRequest(f"{name} must be a finite number, got {raw!r}")
-    return value
+    bad = BadRequest(f"{name} must be {ALLOWED[name]}, got {_show(raw)}")
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise bad
+    if isinstance(raw, str):
+        text = raw.strip()
+        if len(text) > MAX_DIGITS:
+            raise BadRequest(f"{name} must be {ALLOWED[name]} (at most {MAX_DIGITS} characters), got {_show(raw)}")
+        try:
+            raw = int(text)
+        except ValueError:
+            try:
+                raw = float(text)
+            except ValueError:
+                raise bad from None
+    if kind is float:
+        try:
+            value = float(raw)  # subtle: float(10**400) raises OverflowError
+        except OverflowError:
+            raise bad from None
+        if not math.isfinite(value):
+            raise bad
+        return value
+    if isinstance(raw, float) and not (math.isfinite(raw) and raw.is_integer()):
+        raise bad  # inf (1e400), nan, 1.5
+    return int(raw)
 
 
 def parse_knobs(params: dict) -> dict:
@@ -54,10 +107,15 @@ def parse_knobs(params: dict) -> dict:
 
     parse_knobs({"prompt": "To be", "temperature": "0.7", "top_k": "none"})
       -> {"prompt": "To be", "temperature": 0.7, "top_k": None, "top_p": None, "min_p": None, ...}
+
+    Every other input raises BadRequest naming the field and what it may hold (ALLOWED), an unknown field too.
     """
+    unknown = sorted(set(params) - set(ALLOWED), key=str)
+    if unknown:
+        raise BadRequest(f"unknown field {_show(unknown[0])}; the fields are {', '.join(ALLOWED)}")
     prompt = params.get("prompt", "")
     if not isinstance(prompt, str):
-        raise BadRequest(f"prompt must be text, got {type(prompt).__name__}")
+        raise BadRequest(f"prompt must be {ALLOWED['prompt']}, got {_show(prompt)}")
     if not prompt:
         raise BadRequest("the prompt is empty: type some text for the model to continue")
     lo, hi = LIMITS["prompt_chars"]
@@ -76,9 +134,9 @@ def parse_knobs(params: dict) -> dict:
         value = _number(params, name, int)
         knobs[name] = DEFAULTS[name] if value is None else value
         if name in LIMITS and not LIMITS[name][0] <= knobs[name] <= LIMITS[name][1]:
-            raise BadRequest(f"{name} must be an integer in [{LIMITS[name][0]}, {LIMITS[name][1]}], got {knobs[name]}")
+            raise BadRequest(f"{name} must be {ALLOWED[name]}, got {knobs[name]}")
     if not 0 <= knobs["seed"] < 2**63:
-        raise BadRequest(f"seed must be an integer in [0, 2**63), got {knobs['seed']}")
+        raise BadRequest(f"seed must be {ALLOWED['seed']}, got {knobs['seed']}")
     return knobs
 
 

@@ -8,6 +8,12 @@
          -> 400 {"error": "top_p must be None or a number in (0, 1] ..."}   bad input, shown on the page
          -> 500 {"error": "internal error: ..."}                            a bug; the server keeps serving
 
+Every malformed request is a 400 naming the field and what it may hold: a body that is not
+JSON, nests too deeply, is not an object or is over MAX_BODY bytes (64 KiB; not read then),
+an unknown field, a value of the wrong type, NaN, inf, 1e400, a 5000-digit integer
+(parse_body keeps such a number as its length, report.BigNumber). Only a bug is a 500.
+parse_body and answer are the handler's two steps as functions, for tests without a socket.
+
 A ThreadingHTTPServer answers each request in its own thread; one lock lets a
 single request use the model at a time (generate switches it to eval mode and
 back, so two at once would race), and the page's debounce keeps the queue short.
@@ -26,9 +32,42 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from tinyllm.viz.dashboard.page import PAGE
-from tinyllm.viz.dashboard.report import BadRequest, info, next_token_report
+from tinyllm.viz.dashboard.report import BadRequest, info, next_token_report, parse_int
 
 MAX_BODY = 1 << 16  # bytes of a POST body
+
+
+def parse_body(raw: bytes) -> dict:
+    """A POST body -> its JSON object; BadRequest for anything else (b"" is {})."""
+    try:
+        params = json.loads(raw.decode("utf-8") or "{}", parse_int=parse_int)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadRequest(f"the request body is not JSON: {e}") from None
+    except RecursionError:  # [[[[...: the decoder recurses once per level
+        raise BadRequest("the request body nests too deeply; send a flat JSON object of fields") from None
+    if not isinstance(params, dict):
+        raise BadRequest(f"the request body must be a JSON object, got {type(params).__name__}")
+    return params
+
+
+def answer(model, tok, params_fn, lock=None) -> tuple[int, bytes]:
+    """(status, JSON bytes) for the request whose parameters params_fn() returns (it may raise BadRequest):
+    200 with the report, 400 with the message of a BadRequest, 500 (traceback to stderr) for anything else."""
+    try:
+        params = params_fn()
+        if lock is None:
+            status, body = 200, next_token_report(model, tok, params)
+        else:
+            with lock:
+                status, body = 200, next_token_report(model, tok, params)
+        # subtle: allow_nan=False; a NaN would be written as NaN, which JSON.parse in the browser rejects
+        return status, json.dumps(body, allow_nan=False).encode()
+    except BadRequest as e:
+        status, body = 400, dict(error=str(e))
+    except Exception as e:  # a bug must not take the server down; say what happened
+        traceback.print_exc(file=sys.stderr)
+        status, body = 500, dict(error=f"internal error: {type(e).__name__}: {e}")
+    return status, json.dumps(body).encode()
 
 
 class DashboardServer(ThreadingHTTPServer):
@@ -75,17 +114,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json; charset=utf-8")
 
     def _api(self, params_fn) -> None:
+        status, body = answer(self.server.model, self.server.tok, params_fn, self.server.lock)
         try:
-            params = params_fn()
-            with self.server.lock:
-                status, body = 200, next_token_report(self.server.model, self.server.tok, params)
-        except BadRequest as e:
-            status, body = 400, dict(error=str(e))
-        except Exception as e:  # a bug must not take the server down; say what happened
-            traceback.print_exc(file=sys.stderr)
-            status, body = 500, dict(error=f"internal error: {type(e).__name__}: {e}")
-        try:
-            self._json(status, body)
+            self._send(status, body, "application/json; charset=utf-8")
         except (BrokenPipeError, ConnectionResetError):
             pass  # the page gave up on this answer (a newer request replaced it): nothing to do
 
@@ -108,19 +139,17 @@ class Handler(BaseHTTPRequestHandler):
         self._api(self._read_json)
 
     def _read_json(self) -> dict:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True  # the body was not read: the connection cannot carry another request
+            raise BadRequest("send the request body with a Content-Length, not a Transfer-Encoding")
         try:
             n = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             raise BadRequest("Content-Length must be an integer") from None
         if not 0 <= n <= MAX_BODY:
+            self.close_connection = True
             raise BadRequest(f"the request body must be at most {MAX_BODY} bytes, got {n}")
-        try:
-            params = json.loads(self.rfile.read(n).decode("utf-8") or "{}")
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BadRequest(f"the request body is not JSON: {e}") from None
-        if not isinstance(params, dict):
-            raise BadRequest(f"the request body must be a JSON object, got {type(params).__name__}")
-        return params
+        return parse_body(self.rfile.read(n))
 
 
 def make_server(model, tok, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> DashboardServer:
