@@ -158,3 +158,104 @@ def test_killed_writes_do_not_accumulate(tmp_path):
     write_atomic(target, b"ok")
     assert list(tmp_path.glob(".ckpt.bin.*.tmp")) == []
     assert target.read_bytes() == b"ok"
+
+
+# ----------------------------------------------------------------------------- tokenizer files
+
+
+def _byte_ranks() -> dict[bytes, int]:
+    return {bytes([i]): i for i in range(256)}
+
+
+def _bpe_folder_with_pattern(folder, pattern: str):
+    """A run folder whose BPE sidecar says `pattern` (edited in, as a hostile sharer would)."""
+    from tinyllm.tokenizer import BPETokenizer, save_tokenizer
+
+    path = save_tokenizer(BPETokenizer(_byte_ranks(), "gpt2"), folder)
+    side = path.with_name(path.name + ".json")
+    meta = json.loads(side.read_text())
+    meta["pattern"], meta["pattern_name"] = pattern, None
+    side.write_text(json.dumps(meta))
+    return path
+
+
+def test_catastrophic_pattern_in_a_tokenizer_file_is_refused_quickly(tmp_path):
+    from tinyllm.tokenizer import BPETokenizer, load_tokenizer
+    from tinyllm.tokenizer.patterns import UntrustedPatternError
+
+    path = _bpe_folder_with_pattern(tmp_path, "(a|aa)+$")
+    t0 = time.perf_counter()
+    with pytest.raises(UntrustedPatternError, match=r"'\(a\|aa\)\+\$' is not one tinyllm knows.*trust_pattern=True"):
+        load_tokenizer(tmp_path)
+    with pytest.raises(UntrustedPatternError):
+        BPETokenizer.load(path)
+    assert time.perf_counter() - t0 < 2.0
+    assert isinstance(UntrustedPatternError("x"), ValueError)
+    # the explicit opt-in loads it (and would run it: we do not encode here)
+    assert load_tokenizer(tmp_path, trust_pattern=True).pattern == "(a|aa)+$"
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4", "o200k", None, "whole"])
+def test_known_patterns_load_without_opt_in(tmp_path, pattern):
+    from tinyllm.tokenizer import WHOLE_TEXT_PATTERN, BPETokenizer, load_tokenizer, save_tokenizer
+
+    tok = BPETokenizer(_byte_ranks(), WHOLE_TEXT_PATTERN if pattern == "whole" else pattern)
+    save_tokenizer(tok, tmp_path)
+    back = load_tokenizer(tmp_path)
+    assert back.pattern == tok.pattern
+    assert back.encode("aaaa b") == tok.encode("aaaa b")
+
+
+def test_char_tokenizer_missing_field_names_the_field(tmp_path):
+    from tinyllm.tokenizer import load_tokenizer
+
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"format": "tinyllm.char", "version": 1}))
+    with pytest.raises(ValueError, match=r'has no "chars" field.*re-save it with CharTokenizer.save'):
+        load_tokenizer(tmp_path)
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"format": "tinyllm.char", "version": 1, "chars": "ab"}))
+    with pytest.raises(ValueError, match=r'"chars" of type str'):
+        load_tokenizer(tmp_path)
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"format": "tinyllm.char", "version": 1, "chars": ["b", "a"]}))
+    with pytest.raises(ValueError, match=r"tokenizer.json: the characters .* must be unique and sorted"):
+        load_tokenizer(tmp_path)
+
+
+def test_deeply_nested_tokenizer_json_is_refused(tmp_path):
+    from tinyllm.tokenizer import load_tokenizer
+
+    (tmp_path / "tokenizer.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nests deeper than"):
+        load_tokenizer(tmp_path / "tokenizer.json")
+
+
+@pytest.mark.parametrize("which", ["char", "bpe rank file", "bpe sidecar"])
+def test_tokenizer_files_that_are_symlinks_are_refused(tmp_path, which):
+    from tinyllm.tokenizer import BPETokenizer, CharTokenizer, load_tokenizer, save_tokenizer
+
+    elsewhere, run = tmp_path / "elsewhere", tmp_path / "run"
+    tok = CharTokenizer.from_text("hello") if which == "char" else BPETokenizer(_byte_ranks(), "gpt2")
+    real = save_tokenizer(tok, elsewhere)
+    run.mkdir()
+    names = [real.name] if which == "char" else [real.name, real.name + ".json"]
+    for name in names:
+        linked = (which == "char" or (which == "bpe rank file") == (name == real.name))
+        if linked:
+            (run / name).symlink_to(elsewhere / name)
+        else:
+            (run / name).write_bytes((elsewhere / name).read_bytes())
+    with pytest.raises(UnsafePathError, match="is a symbolic link"):
+        load_tokenizer(run)
+    with pytest.raises(UnsafePathError, match="is a symbolic link"):
+        load_tokenizer(run / real.name)
+
+
+def test_sidecar_rank_file_name_outside_the_folder_is_refused(tmp_path):
+    from tinyllm.tokenizer import load_tokenizer
+
+    path = _bpe_folder_with_pattern(tmp_path, None)
+    side = path.with_name(path.name + ".json")
+    meta = json.loads(side.read_text())
+    meta["rank_file"] = "../../etc/passwd"
+    side.write_text(json.dumps(meta))
+    with pytest.raises(UnsafePathError, match=r"'\.\./\.\./etc/passwd' is not a plain file name"):
+        load_tokenizer(tmp_path)

@@ -96,8 +96,9 @@ class Tokenizer:
         raise self._missing("save")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Tokenizer":
-        """The tokenizer that save wrote at path."""
+    def load(cls, path: str | os.PathLike, trust_pattern: bool = False) -> "Tokenizer":
+        """The tokenizer that save wrote at path. trust_pattern=True accepts a split regex tinyllm does not
+        know, for kinds that store one (BPE); without it such a file is refused (patterns.check_loaded_pattern)."""
         raise NotImplementedError(f"{cls.__name__} does not implement load, which every Tokenizer must")
 
     # ---- provided for every tokenizer -----------------------------------------------------

@@ -38,10 +38,8 @@ import numpy as np
 
 from . import rankfile
 from .base import Tokenizer, check_token_id
-from .patterns import resolve_pattern
+from .patterns import WHOLE_TEXT_PATTERN, resolve_pattern
 
-# A pattern that matches a whole text: what tiktoken needs for "no pre-split" (pattern None).
-WHOLE_TEXT_PATTERN = r"[\s\S]+"
 _UNSET = object()
 
 
@@ -288,9 +286,13 @@ class BPETokenizer(Tokenizer):
         return Path(path)
 
     @classmethod
-    def load(cls, path) -> "BPETokenizer":
-        """Read a tokenizer written by save (the rank file and its sidecar), checking both."""
-        ranks, pattern, special = rankfile.load(path)
+    def load(cls, path, trust_pattern: bool = False) -> "BPETokenizer":
+        """Read a tokenizer written by save (the rank file and its sidecar), checking both.
+
+        A split pattern other than gpt2/gpt4/o200k/whole-text/none is refused (UntrustedPatternError):
+        a regex from a file can make encoding hang. trust_pattern=True runs whatever regex the file holds.
+        """
+        ranks, pattern, special = rankfile.load(path, trust_pattern=trust_pattern)
         return cls(ranks, pattern, special, name=Path(path).stem, validate=False)
 
     def __repr__(self) -> str:

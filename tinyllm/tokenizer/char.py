@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyllm.serialization import write_atomic
+from tinyllm.serialization import parse_json, read_regular_file, write_atomic
 
 from .base import Tokenizer, check_token_id
 
@@ -175,7 +175,15 @@ class CharTokenizer(Tokenizer):
         if d.get("version") != FORMAT_VERSION:
             raise ValueError(f"{source} has character-tokenizer format version {d.get('version')!r}; this "
                              f"tinyllm reads version {FORMAT_VERSION}: upgrade tinyllm or rebuild the tokenizer")
-        return cls(d["chars"])
+        chars = d.get("chars")
+        if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars):
+            what = "has no \"chars\" field" if "chars" not in d else f"has \"chars\" of type {type(chars).__name__}"
+            raise ValueError(f"{source} {what}; a character tokenizer's file holds \"chars\": the list of its "
+                             "characters, sorted: re-save it with CharTokenizer.save")
+        try:
+            return cls(chars)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the vocabulary as JSON at path (a run folder's is tokenizer.json); returns the path.
@@ -188,11 +196,12 @@ class CharTokenizer(Tokenizer):
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "CharTokenizer":
-        """The tokenizer save wrote at path."""
+    def load(cls, path: str | os.PathLike, trust_pattern: bool = False) -> "CharTokenizer":
+        """The tokenizer save wrote at path (trust_pattern is unused: a character tokenizer has no pattern).
+        A symbolic link is refused, as is any file without a proper "chars" list."""
         path = Path(path)
         try:
-            d = json.loads(path.read_text(encoding="utf-8"))
+            d = parse_json(read_regular_file(path, "character tokenizer").decode("utf-8"), str(path))
         except FileNotFoundError:
             raise FileNotFoundError(f"no character tokenizer at {path}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -14,6 +14,10 @@ A run folder holds one tokenizer, under its class's ``file_name``. Worked exampl
 
 A ``tokenizer.json`` whose JSON has another format (a Hugging Face tokenizer) is
 not ours: load_tokenizer says so rather than guess.
+
+A run folder may come from a stranger: a tokenizer file or sidecar that is a
+symbolic link is refused (serialization.read_regular_file), and a BPE file whose
+split pattern tinyllm does not know loads only with ``trust_pattern=True``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+
+from tinyllm.serialization import parse_json, read_regular_file
 
 from .base import Tokenizer
 from .bpe import BPETokenizer
@@ -50,12 +56,12 @@ def tokenizer_class(file: str | os.PathLike) -> type[Tokenizer]:
     meta = json_path(file)
     if not file.is_file():
         raise FileNotFoundError(f"no tokenizer file at {file}")
-    if not meta.is_file():
+    if not meta.is_file() and not meta.is_symlink():
         raise FileNotFoundError(f"{file} has no JSON sidecar {meta.name} next to it, so it is not a tokenizer tinyllm "
                                 "saved; for a bare tiktoken rank file use "
                                 "BPETokenizer.from_tiktoken(path, pattern=...)")
     try:
-        d = json.loads(meta.read_text(encoding="utf-8"))
+        d = parse_json(read_regular_file(meta, "tokenizer file").decode("utf-8"), str(meta))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{meta} is not valid JSON ({e}); a tinyllm tokenizer's JSON names its \"format\"") from None
     fmt = d.get("format") if isinstance(d, dict) else None
@@ -89,15 +95,19 @@ def _find_in_folder(folder: Path) -> Path:
     return ours[0]
 
 
-def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
-    """The tokenizer in a run folder, or in a tokenizer file, of any kind (by its JSON's "format")."""
+def load_tokenizer(path: str | os.PathLike, trust_pattern: bool = False) -> Tokenizer:
+    """The tokenizer in a run folder, or in a tokenizer file, of any kind (by its JSON's "format").
+
+    trust_pattern=True lets a BPE file hold a split regex tinyllm does not know; it then runs on every
+    text you encode, and a hostile one can hang the process: pass it only for files you trust.
+    """
     path = Path(path)
     if path.is_dir():
         path = _find_in_folder(path)
     elif not path.exists():
         raise FileNotFoundError(f"no tokenizer file or folder at {path}; expected a file {_kinds_text()}, "
                                 f"or a run folder holding one")
-    return tokenizer_class(path).load(path)
+    return tokenizer_class(path).load(path, trust_pattern=trust_pattern)
 
 
 def save_tokenizer(tok: Tokenizer, out_dir: str | os.PathLike) -> Path:

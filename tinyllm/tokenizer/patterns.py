@@ -21,6 +21,13 @@ Worked example (gpt2)::
     regex.findall(GPT2_PATTERN, "Hello world's  123!!")
     -> ['Hello', ' world', "'s", ' ', ' 123', '!!']
 
+A pattern read from a file is code: a regex such as ``(a|aa)+$`` takes time
+exponential in the length of the text it fails on (catastrophic backtracking),
+so a shared tokenizer file could hang every process that encodes with it.
+Loading therefore accepts only the patterns above, WHOLE_TEXT_PATTERN and None
+(KNOWN_PATTERNS: all that tinyllm writes for them); any other needs the explicit
+``trust_pattern=True`` (check_loaded_pattern).
+
 The patterns need the third-party ``regex`` module (``\\p{L}``, possessive
 quantifiers); Python's ``re`` cannot compile them.
 """
@@ -44,6 +51,33 @@ O200K_PATTERN = "|".join(
 )
 
 PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN, "o200k": O200K_PATTERN}
+
+# A pattern that matches a whole text: what tiktoken needs for "no pre-split" (pattern None).
+WHOLE_TEXT_PATTERN = r"[\s\S]+"
+
+# The patterns a tokenizer file may hold without trust_pattern=True (None: no pre-split).
+KNOWN_PATTERNS = frozenset([*PATTERNS.values(), WHOLE_TEXT_PATTERN])
+
+
+class UntrustedPatternError(ValueError):
+    """A tokenizer file holds a regex tinyllm does not know; it runs only with trust_pattern=True."""
+
+
+def check_loaded_pattern(pattern: str | None, source: str, trust_pattern: bool = False) -> str | None:
+    """`pattern` as read from the file `source`, if it is None or one of KNOWN_PATTERNS, or trust_pattern is True.
+
+    check_loaded_pattern(GPT2_PATTERN, "t.json") -> GPT2_PATTERN;
+    check_loaded_pattern("(a|aa)+$", "t.json") -> UntrustedPatternError (with trust_pattern=True: the regex)
+    """
+    if pattern is None or pattern in KNOWN_PATTERNS or trust_pattern:
+        return pattern
+    shown = pattern if len(pattern) <= 120 else pattern[:120] + "..."
+    raise UntrustedPatternError(
+        f"{source}: its pre-tokenizer pattern {shown!r} is not one tinyllm knows ({', '.join(PATTERNS)}, whole "
+        "text, or none). A regex from a file runs on every text you encode, and a hostile one can take "
+        "exponential time (e.g. '(a|aa)+$'), so it is refused. If you wrote this tokenizer or trust whoever did, "
+        "load it with trust_pattern=True (load_tokenizer(path, trust_pattern=True) or "
+        "BPETokenizer.load(path, trust_pattern=True)); that runs the regex as given.")
 
 
 def resolve_pattern(pattern: str | None) -> str | None:

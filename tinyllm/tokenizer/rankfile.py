@@ -18,6 +18,9 @@ every line "<base64> <rank>", no token or rank twice, ranks 0..N-1 without gaps,
 all 256 single bytes present, and every longer token buildable: some split of its
 bytes into two tokens that both have a lower rank (the merge that made it). The
 sidecar's hash of the rank file catches a rank file replaced without its sidecar.
+Both files may come from a stranger: neither may be a symbolic link, the sidecar's
+JSON is depth-bounded, its "rank_file" must be a plain name, and its split pattern
+must be a known one unless the caller passes trust_pattern=True (patterns.py says why).
 Writes are atomic, as every tinyllm file's (tinyllm.serialization.write_atomic).
 """
 
@@ -29,7 +32,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from tinyllm.serialization import write_atomic
+from tinyllm.serialization import check_file_name, parse_json, read_regular_file, write_atomic
+
+from .patterns import check_loaded_pattern
 
 FORMAT = "tinyllm-bpe"
 FORMAT_VERSION = 1
@@ -102,7 +107,7 @@ def read_ranks(path) -> dict[bytes, int]:
     """Read and check a tiktoken rank file (errors name the line)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, "rank file")
     except FileNotFoundError:
         raise FileNotFoundError(f"no rank file at {path}") from None
     return validate_ranks(_parse(data, str(path)), str(path))
@@ -154,24 +159,31 @@ def save(path, ranks: dict[bytes, int], pattern: str | None, special_tokens: dic
     write_atomic(sidecar_path(path), (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def load(path) -> tuple[dict[bytes, int], str | None, dict[str, int]]:
-    """Read a rank file and its sidecar -> (ranks, pattern, special_tokens), all checked."""
+def load(path, trust_pattern: bool = False) -> tuple[dict[bytes, int], str | None, dict[str, int]]:
+    """Read a rank file and its sidecar -> (ranks, pattern, special_tokens), all checked.
+
+    trust_pattern=True accepts a split pattern tinyllm does not know (it runs as a regex on every text).
+    """
     path = Path(path)
     side = sidecar_path(path)
-    if not side.exists():
+    if not side.exists() and not side.is_symlink():
         raise FileNotFoundError(f"no sidecar {side} next to {path}; for a bare tiktoken rank file use "
                                 "BPETokenizer.from_tiktoken(path, pattern=...)")
     try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
+        meta = parse_json(read_regular_file(side, "tokenizer sidecar").decode("utf-8"), str(side))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RankFileError(f"{side}: not valid JSON ({e})") from None
+    except ValueError as e:  # nested too deep (parse_json's message names the file)
+        raise RankFileError(str(e)) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise RankFileError(f"{side}: not a tinyllm tokenizer sidecar (expected \"format\": \"{FORMAT}\")")
     if meta.get("format_version") != FORMAT_VERSION:
         raise RankFileError(f"{side}: format_version {meta.get('format_version')!r} is not supported "
                             f"(this tinyllm reads version {FORMAT_VERSION})")
+    if "rank_file" in meta:
+        check_file_name(meta["rank_file"], f"{side}: rank file")
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, "rank file")
     except FileNotFoundError:
         raise FileNotFoundError(f"no rank file at {path} (its sidecar {side} exists)") from None
     if meta.get("rank_file_sha256") not in (None, hashlib.sha256(data).hexdigest()):
@@ -183,6 +195,7 @@ def load(path) -> tuple[dict[bytes, int], str | None, dict[str, int]]:
     pattern = meta.get("pattern")
     if pattern is not None and not isinstance(pattern, str):
         raise RankFileError(f"{side}: \"pattern\" must be a regex string or null, got {pattern!r}")
+    pattern = check_loaded_pattern(pattern, str(side), trust_pattern)
     special = meta.get("special_tokens", {})
     if not isinstance(special, dict) or not all(isinstance(k, str) and isinstance(v, int) for k, v in special.items()):
         raise RankFileError(f"{side}: \"special_tokens\" must map strings to integer ids")
