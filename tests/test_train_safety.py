@@ -267,3 +267,11 @@ def test_metrics_with_a_torn_middle_line_is_a_clear_error(run):
     with pytest.raises(ValueError, match="line 2, is not JSON"):
         read_metrics(run / "metrics.jsonl")
     json.loads(lines[0])
+
+
+def test_train_or_load_checks_before_it_writes(tmp_path):
+    from tinyllm.train import train_or_load
+
+    with pytest.raises(ValueError, match="n_layer"):
+        train_or_load(_cfg(tmp_path / "labs"), dict(MODEL, n_layer=0))
+    assert not (tmp_path / "labs").exists()  # not even reuse.json

@@ -1,8 +1,10 @@
 """The `tinyllm` command line.
 
     tinyllm --help
+    tinyllm [--debug] COMMAND ...                         --debug: a failing command shows its traceback
     tinyllm train [--preset NAME] [--data NAME|PATH] [--tokenizer char|bpe:VOCAB] [--out DIR]
-                  [--resume] [--max-iters N] [--<any TrainConfig or GPTConfig field> VALUE]
+                  [--resume | --force] [--skip-nonfinite] [--max-iters N]
+                  [--<any TrainConfig or GPTConfig field> VALUE]
     tinyllm sample --ckpt DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
                    [--min-p P] [--repetition-penalty R] [--presence-penalty A] [--frequency-penalty F]
                    [--seed S] [--num-samples N] [--no-cache]
@@ -16,6 +18,10 @@
 
 The commands of later chapters live in their tool modules (tinyllm/viz/, tinyllm/render.py);
 each registers itself with add_subcommand(sub) (see _CHAPTER_COMMANDS).
+
+Errors: a command that fails on its input (a bad flag, file, checkpoint or folder) prints one line,
+`tinyllm CMD: what was wrong and what to do`, and exits with status 2; only a bug shows a traceback
+(or any failure, with --debug). `tinyllm train` checks everything before it writes to --out: see _train.
 
 `tinyllm train` and `tinyllm demo` set a process-wide malloc option before they train
 (tinyllm.runtime.keep_host_memory: freed memory is reused, not faulted in again each step);

@@ -35,7 +35,7 @@ from tinyllm.nn.gpt import GPT
 from tinyllm.serialization import CheckpointError, write_atomic
 from tinyllm.train.checkpoint import CKPT_NAME, load_checkpoint, read_metrics
 from tinyllm.train.config import TrainConfig
-from tinyllm.train.loop import TrainResult, train
+from tinyllm.train.loop import TrainResult, prepare, train
 
 # fields that do not change what a run learns (the evaluations draw from their own generator)
 _WHERE_NOT_WHAT = ("out_dir", "device", "eval_interval", "eval_iters", "log_interval", "sample_tokens")
@@ -99,9 +99,10 @@ def train_or_load(cfg: TrainConfig, model_fields: dict, *, progress: bool = Fals
                              trained=False)
         result = train(cfg, model_fields, resume=True, progress=progress, log=log)
     else:
+        plan = prepare(cfg, model_fields, progress=progress)  # every check first: a bad run writes nothing
         out_dir.mkdir(parents=True, exist_ok=True)
         write_fingerprint(cfg, out_dir)
-        result = train(cfg, model_fields, progress=progress, log=log)
+        result = train(cfg, model_fields, progress=progress, log=log, plan=plan)
     result.model.eval()
     return ReusedRun(**vars(result), trained=True)
 
