@@ -261,7 +261,31 @@ def test_oversized_bodies_and_query_values_are_a_400_over_http(server):
                    dict(seed="-1"), dict(colour="red")):
         status, r = get(server, prompt="to", n_samples=0, **params)
         assert status == 400 and next(iter(params)) in r["error"], (params, r)
+    import http.client
+
+    conn = http.client.HTTPConnection(server.server_address[0], server.server_address[1], timeout=60)
+    conn.request("POST", "/api/next", body=iter([b'{"prompt": "to"}']), encode_chunked=True,
+                 headers={"Transfer-Encoding": "chunked"})
+    r = conn.getresponse()
+    assert r.status == 400 and "Content-Length" in json.load(r)["error"]
+    conn.close()
     assert get(server, prompt="to", n_samples=0)[0] == 200  # and the server keeps serving
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400_after_the_timeout(tiny, monkeypatch):
+    import socket
+
+    from tinyllm.viz.dashboard.server import Handler
+
+    monkeypatch.setattr(Handler, "timeout", 0.5)
+    s = serve(*tiny)
+    try:
+        with socket.create_connection(s.server_address[:2], timeout=60) as sock:
+            sock.sendall(b"POST /api/next HTTP/1.0\r\nContent-Length: 1000\r\n\r\n{\"prompt\"")
+            answer = sock.makefile("rb").read().decode()
+        assert answer.startswith("HTTP/1.0 400") and "ended before its Content-Length of 1000 bytes" in answer
+    finally:
+        s.stop()
 
 
 def test_a_prompt_longer_than_the_context_is_cropped_not_refused(tiny):

@@ -96,6 +96,7 @@ class DashboardServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: DashboardServer
     server_version = "tinyllm-dashboard"
+    timeout = 30  # seconds a client may take to send its request (a body shorter than its Content-Length)
 
     def log_message(self, fmt, *args):  # the default prints every request to stderr
         if not self.server.quiet:
@@ -149,7 +150,12 @@ class Handler(BaseHTTPRequestHandler):
         if not 0 <= n <= MAX_BODY:
             self.close_connection = True
             raise BadRequest(f"the request body must be at most {MAX_BODY} bytes, got {n}")
-        return parse_body(self.rfile.read(n))
+        try:
+            raw = self.rfile.read(n)
+        except OSError:  # TimeoutError: fewer bytes than Content-Length said, and the client waits too
+            self.close_connection = True
+            raise BadRequest(f"the request body ended before its Content-Length of {n} bytes") from None
+        return parse_body(raw)
 
 
 def make_server(model, tok, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> DashboardServer:
