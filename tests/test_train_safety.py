@@ -84,7 +84,7 @@ def test_resume_with_max_iters_at_or_below_the_step_is_refused(run, capsys):
     refused(capsys, ["train", "--out", str(run), "--resume", "--max-iters", "1", "--no-progress"],
             "at step 2", "--max-iters 1")
     refused(capsys, ["train", "--out", str(run), "--resume", "--max-iters", "2", "--no-progress"], "larger")
-    refused(capsys, ["train", "--out", str(run), "--resume", "--no-progress"], "larger --max-iters")  # finished
+    refused(capsys, ["train", "--out", str(run), "--resume", "--no-progress"], "is finished", "larger --max-iters")
     assert snapshot(run) == before
 
 

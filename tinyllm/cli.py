@@ -134,9 +134,11 @@ def _resume_settings(args, given: dict, out: str):
                              f"change on resume: drop --{name.replace('_', '-')} (or start a new run in another --out)")
     max_iters = given.get("max_iters", saved.max_iters)
     if max_iters <= step:
-        how = f"--max-iters {max_iters} is" if "max_iters" in given else f"its max_iters={max_iters} is"
-        raise ValueError(f"--resume: the run in {out} is at step {step} and {how} not beyond it; give a larger "
-                         f"--max-iters to train further")
+        if "max_iters" not in given:
+            raise ValueError(f"--resume: the run in {out} is finished (step {step} of max_iters={max_iters}); "
+                             f"give a larger --max-iters to train further")
+        raise ValueError(f"--resume: the run in {out} is at step {step} and --max-iters {max_iters} is not beyond "
+                         f"it; give a larger --max-iters to train further")
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}
     changes = {k: v for k, v in given.items() if k in train_names}
     cfg = dataclasses.replace(saved, out_dir=str(out), **changes)
