@@ -223,3 +223,15 @@ def test_cli_errors_are_messages_with_exit_code_2(run_dir, capsys, argv, message
 def test_cli_without_a_model(tmp_path, capsys):
     assert cli(["attention", "--ckpt", str(tmp_path / "none"), "--prompt", "abc"]) == 2
     assert "holds no model" in capsys.readouterr().err
+
+
+def test_cli_an_unwritable_out_or_a_broken_tokenizer_file_is_one_line_exit_2(run_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # --out file/att.png: its folder is a file
+    assert cli(["attention", "--ckpt", str(run_dir), "--prompt", "to be", "--out", str(blocker / "att.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tinyllm attention: cannot write {blocker / 'att.png'}: ") and err.count("\n") == 1
+    (run_dir / "tokenizer.json").write_text('{"format": "tinyllm.char", "version": 1}')  # no "chars"
+    assert cli(["attention", "--ckpt", str(run_dir), "--prompt", "to be"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinyllm attention: ") and "chars" in err and err.count("\n") == 1

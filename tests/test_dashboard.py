@@ -359,6 +359,10 @@ def test_cli_without_a_model_or_a_port_says_so(tiny, tmp_path, capsys):
         assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     finally:
         taken.stop()
+    (tmp_path / "run" / "tokenizer.json").write_text('{"format": "tinyllm.char", "version": 1}')  # no "chars"
+    assert main(["dashboard", "--ckpt", str(tmp_path / "run"), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinyllm dashboard: ") and "chars" in err and err.count("\n") == 1
 
 
 @pytest.mark.slow

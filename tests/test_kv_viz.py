@@ -113,3 +113,17 @@ def test_the_module_imports_only_the_standard_library_at_top_level():
     names = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom)}
     assert names and names <= set(sys.stdlib_module_names) | {"__future__"}, names
+
+
+def test_cli_an_unwritable_out_or_a_broken_tokenizer_file_is_one_line_exit_2(ckpt, tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("abc\n")
+    out = prompts / "kv.html"  # its folder is a file
+    assert cli(["kv-viz", "--ckpt", str(ckpt), "--prompts", str(prompts), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tinyllm kv-viz: cannot write {out} and {out.with_suffix('.png')}: ")
+    assert err.count("\n") == 1
+    (ckpt / "tokenizer.json").write_text('{"format": "tinyllm.char", "version": 1}')  # no "chars"
+    assert cli(["kv-viz", "--ckpt", str(ckpt), "--prompts", str(prompts), "--out", str(tmp_path / "o.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinyllm kv-viz: ") and "chars" in err and err.count("\n") == 1

@@ -244,6 +244,8 @@ def run(args) -> int:
         model, tok = load_run(ckpt)
     except (OSError, ValueError) as e:
         return _fail(str(e))
+    except KeyError as e:  # a config or tokenizer file missing a field
+        return _fail(f"cannot load {ckpt}: field {e} is missing from one of its files")
     try:
         ids = encode_text(tok, args.prompt)
     except (KeyError, ValueError) as e:
@@ -259,9 +261,12 @@ def run(args) -> int:
     w = attention_weights(model, ids)  # (L, H, T, T)
     stats = head_stats(w, whitespace_marks(tok, ids))
     labels = classify_heads(stats)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot_attention_grid(w, token_labels(tok, ids), out, labels=labels,
-                        title=f"attention weights of {ckpt.name or ckpt} ({len(ids)} tokens)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        plot_attention_grid(w, token_labels(tok, ids), out, labels=labels,
+                            title=f"attention weights of {ckpt.name or ckpt} ({len(ids)} tokens)")
+    except OSError as e:  # a folder that is a file, no permission, a full disk
+        return _fail(f"cannot write {out}: {e}")
     print(stats_table(stats, labels))
     print(f"wrote {out}")
     return 0

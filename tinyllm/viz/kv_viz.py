@@ -193,6 +193,8 @@ def run(args) -> int:
         model, tok = load_run(ckpt)
     except (OSError, ValueError) as e:
         return _fail(str(e))
+    except KeyError as e:  # a config or tokenizer file missing a field
+        return _fail(f"cannot load {ckpt}: field {e} is missing from one of its files")
     ctx = model.config.context_length
     requests = []
     for n, line in lines:
@@ -206,15 +208,18 @@ def run(args) -> int:
         requests.append(ids)
     stats, pc = simulate(model, requests, args.block_size, args.max_bytes)
     pieces = [[tok.decode([t]) for t in ids] for ids in requests]
-    out.parent.mkdir(parents=True, exist_ok=True)
     # subtle: --out heads.png must not get the HTML written into it (and then overwritten by the figure)
     page, png = (out.with_suffix(".html"), out) if out.suffix.lower() == ".png" else (out, out.with_suffix(".png"))
     from tinyllm.serialization import write_atomic
 
-    write_atomic(page, hit_html(stats, pieces, args.block_size,
-                                title=f"prefix cache, blocks of {args.block_size}: {ckpt}").encode("utf-8"))
-    fig = hit_figure(stats, args.block_size, labels=[str(n) for n, _ in lines])
-    fig.savefig(png, dpi=120)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(page, hit_html(stats, pieces, args.block_size,
+                                    title=f"prefix cache, blocks of {args.block_size}: {ckpt}").encode("utf-8"))
+        fig = hit_figure(stats, args.block_size, labels=[str(n) for n, _ in lines])
+        fig.savefig(png, dpi=120)
+    except OSError as e:  # a folder that is a file, no permission, a full disk
+        return _fail(f"cannot write {page} and {png}: {e}")
     print(f"{'line':>5} {'tokens':>7} {'reused':>7} {'computed':>9} {'hit rate':>9}")
     for (n, _), s in zip(lines, stats):
         print(f"{n:>5} {s.n_tokens:>7} {s.n_reused:>7} {s.n_computed:>9} {s.hit_rate:>9.2f}")

@@ -41,6 +41,9 @@ def run(args) -> int:
     except (OSError, ValueError) as e:
         print(f"tinyllm dashboard: {e}", file=sys.stderr)
         return 2
+    except KeyError as e:  # a config or tokenizer file missing a field
+        print(f"tinyllm dashboard: cannot load {ckpt}: field {e} is missing from one of its files", file=sys.stderr)
+        return 2
     try:
         server = make_server(model, tok, args.host, args.port, quiet=not args.verbose)
     except OSError as e:
