@@ -259,3 +259,72 @@ def test_sidecar_rank_file_name_outside_the_folder_is_refused(tmp_path):
     side.write_text(json.dumps(meta))
     with pytest.raises(UnsafePathError, match=r"'\.\./\.\./etc/passwd' is not a plain file name"):
         load_tokenizer(tmp_path)
+
+
+# ----------------------------------------------------------------------------- model folders (nn/pretrained)
+
+
+def _model_folder(folder, **overrides):
+    from tinyllm.nn.config import GPTConfig
+    from tinyllm.nn.gpt import GPT
+
+    cfg = GPTConfig(vocab_size=32, context_length=8, n_layer=1, n_head=2, d_model=8, **overrides)
+    GPT(cfg).save_pretrained(folder)
+    return folder
+
+
+def _edit_config(folder, **changes):
+    d = json.loads((folder / "config.json").read_text())
+    d.update(changes)
+    (folder / "config.json").write_text(json.dumps(d))
+
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "rope", "sinusoidal"])
+def test_absurd_context_length_is_refused_naming_the_limit(tmp_path, pos_encoding):
+    from tinyllm.nn.gpt import GPT
+
+    folder = _model_folder(tmp_path / "m", pos_encoding=pos_encoding)
+    _edit_config(folder, context_length=10**12)
+    t0 = time.perf_counter()
+    if pos_encoding == "rope":  # context_length builds nothing here: the model loads (and refuses longer inputs)
+        assert GPT.from_pretrained(folder).config.context_length == 10**12
+    else:
+        with pytest.raises(ValueError, match=r"context_length=1000000000000.*(holds only|MAX_DERIVED_VALUES)"):
+            GPT.from_pretrained(folder)
+    assert time.perf_counter() - t0 < 5.0
+
+
+@pytest.mark.parametrize("field", ["vocab_size", "d_model", "n_layer", "d_ff"])
+def test_absurd_sizes_are_refused_before_allocating(tmp_path, field):
+    from tinyllm.nn.gpt import GPT
+
+    folder = _model_folder(tmp_path / "m")
+    _edit_config(folder, **{field: 2**40 if field != "d_model" else 2**40 * 2})
+    with pytest.raises(ValueError, match=r"describes a model of at least [\d,]+ parameters.*fix config.json"):
+        GPT.from_pretrained(folder)
+
+
+def test_model_folder_with_symlinked_config_or_weights_is_refused(tmp_path):
+    from tinyllm.nn.gpt import GPT
+
+    real = _model_folder(tmp_path / "real")
+    for name in ("config.json", "model.safetensors"):
+        run = tmp_path / f"run-{name}"
+        run.mkdir()
+        for other in ("config.json", "model.safetensors"):
+            if other == name:
+                (run / other).symlink_to(real / other)
+            else:
+                (run / other).write_bytes((real / other).read_bytes())
+        with pytest.raises(UnsafePathError if name == "model.safetensors" else ValueError,
+                           match="is a symbolic link"):
+            GPT.from_pretrained(run)
+
+
+def test_model_folder_deep_config_json_is_refused(tmp_path):
+    from tinyllm.nn.gpt import GPT
+
+    folder = _model_folder(tmp_path / "m")
+    (folder / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nests deeper than"):
+        GPT.from_pretrained(folder)

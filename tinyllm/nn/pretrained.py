@@ -8,6 +8,15 @@ Hugging Face's GPT-2 files; loading puts it back, and refuses a file whose
 lm_head differs from wte while the config says they are tied. GPT.save_pretrained
 and GPT.from_pretrained are these two functions.
 
+A model folder may come from a stranger, so loading is bounded: neither file may
+be a symbolic link (serialization.read_regular_file), config.json's JSON is
+depth-bounded, and the sizes in config.json must fit the weights file: the
+parameters a config implies (at least V·C + L·(2C² + 2·C·nkv·hs + 2·C·d_ff), plus
+T·C for learned positions) and the tables built from the config alone (the
+sinusoidal one, T·C) may exceed the values model.safetensors holds by at most
+MAX_DERIVED_VALUES (a smaller mismatch is named tensor by tensor by load_state_dict).
+So ``"context_length": 1000000000000`` is a message naming the limit, not a MemoryError.
+
 Example:
     >>> save_pretrained(model, "out/model")   # -> out/model/{model.safetensors, config.json}
     >>> load_pretrained(GPT, "out/model")     # the same weights, in eval mode
@@ -20,10 +29,44 @@ import pathlib
 
 from tinyllm import backend
 from tinyllm.nn.config import GPTConfig
-from tinyllm.serialization import load, save, write_atomic
+from tinyllm.serialization import load, parse_json, read_regular_file, save, write_atomic
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+MAX_DERIVED_VALUES = 2**26  # values a model may build from its config alone, beyond its weights (256 MB float32)
+
+
+def min_parameters(config: GPTConfig) -> int:
+    """A lower bound on the values a GPT of `config` stores in its weights file (tied lm_head not counted).
+
+    wte V·C, learned positions T·C, per layer q and c_proj 2C², k and v 2·C·nkv·hs, the MLP 2·C·d_ff
+    (biases and norms left out, so the bound stays below every variant), an untied lm_head V·C.
+    min_parameters(GPTConfig(vocab_size=65, context_length=64, n_layer=4, n_head=4, d_model=128)) -> 802_944
+    """
+    C, V, T = config.d_model, config.vocab_size, config.context_length
+    per_layer = 2 * C * C + 2 * C * config.kv_heads * config.head_dim + 2 * C * config.d_ff
+    return (V * C + (T * C if config.pos_encoding == "learned" else 0) + config.n_layer * per_layer
+            + (0 if config.tie_embeddings else V * C))
+
+
+def check_sizes(config: GPTConfig, n_values: int, where: str) -> None:
+    """Refuse a config whose model would not fit the n_values of its weights file (see the module docstring)."""
+    sizes = (f"vocab_size={config.vocab_size}, context_length={config.context_length}, n_layer={config.n_layer}, "
+             f"d_model={config.d_model}, d_ff={config.d_ff}")
+    need = min_parameters(config)
+    # subtle: a small mismatch is left to load_state_dict, whose message names each tensor; only a config
+    # that would allocate far more than the file holds (past MAX_DERIVED_VALUES) is refused before building
+    if need > n_values + MAX_DERIVED_VALUES:
+        raise ValueError(f"GPT.from_pretrained: {where}/{CONFIG_NAME} ({sizes}) describes a model of at least "
+                         f"{need:,} parameters, but {WEIGHTS_NAME} holds only {n_values:,} values (the limit is "
+                         f"that + MAX_DERIVED_VALUES = {n_values + MAX_DERIVED_VALUES:,}): the config does not "
+                         "belong to these weights (or a size in it was edited); fix config.json")
+    derived = config.context_length * config.d_model if config.pos_encoding == "sinusoidal" else 0
+    if derived > n_values + MAX_DERIVED_VALUES:
+        raise ValueError(f"GPT.from_pretrained: {where}/{CONFIG_NAME} asks for a sinusoidal table of "
+                         f"context_length={config.context_length} x d_model={config.d_model} = {derived:,} values, "
+                         f"over the limit of the weights' size + MAX_DERIVED_VALUES = "
+                         f"{n_values + MAX_DERIVED_VALUES:,}; lower context_length")
 
 
 def save_pretrained(model, directory) -> pathlib.Path:
@@ -51,10 +94,12 @@ def load_pretrained(cls, directory, device: str | None = None):
             raise FileNotFoundError(f"GPT.from_pretrained: no {name} in {directory} (a model folder holds "
                                     f"{CONFIG_NAME} and {WEIGHTS_NAME}, as model.save_pretrained writes)")
     try:
-        config = GPTConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
-    except (ValueError, TypeError) as e:
+        config = GPTConfig.from_dict(parse_json(read_regular_file(directory / CONFIG_NAME, "model config")
+                                                .decode("utf-8"), str(directory / CONFIG_NAME)))
+    except (ValueError, TypeError) as e:  # UnsafePathError (a link) and UnicodeDecodeError are ValueErrors
         raise ValueError(f"GPT.from_pretrained: {directory / CONFIG_NAME} is not a valid GPT config: {e}") from e
     state = load(directory / WEIGHTS_NAME, device=device)
+    check_sizes(config, sum(int(t.data.size) for t in state.values()), str(directory))
     with backend.use_device(device or backend.get_device()):
         model = cls(config)
     if config.tie_embeddings and "transformer.wte.weight" in state:
