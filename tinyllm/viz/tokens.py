@@ -90,7 +90,10 @@ def _count(n: int, what: str = "token") -> str:
     return f"{n:,} {what}{'s' * (n != 1)}"
 
 
-def cut_view(tok, ids, max_tokens: int = MAX_TOKENS, start_token: int = 0) -> TokenView:
+FLAGS = "--start-token S and --max-tokens N, 0 = all"
+
+
+def cut_view(tok, ids, max_tokens: int = MAX_TOKENS, start_token: int = 0, how: str = FLAGS) -> TokenView:
     """The view of ids[start_token : start_token + max_tokens] (max_tokens = 0: to the end); when tokens
     are left out, its summary names them and the flags that show others:
     cut_view(tok, range(5000), 2000) -> '2,000 tokens, ...; shown: tokens 0..1,999 of 5,000 (3,000 left out; ...)'."""
@@ -107,7 +110,7 @@ def cut_view(tok, ids, max_tokens: int = MAX_TOKENS, start_token: int = 0) -> To
         return view
     left = total - (stop - start_token)
     return _CutView(view, f"shown: tokens {start_token:,}..{stop - 1:,} of {total:,} ({_count(left)} left out; "
-                          f"choose others with --start-token S and --max-tokens N, 0 = all)")
+                          f"choose others with {how})")
 
 
 def tokenize_command(args) -> int:
@@ -126,7 +129,9 @@ def tokenize_command(args) -> int:
         return fail(e)
     try:
         ids = tok.encode(_read_text(args.text), allowed_special="all")
-        view = cut_view(tok, ids, getattr(args, "max_tokens", MAX_TOKENS), getattr(args, "start_token", 0))
+        # subtle: until tinyllm/cli.py defines the two flags, the note must not name them
+        how = FLAGS if hasattr(args, "max_tokens") else "tinyllm.viz.tokens.cut_view(tok, ids, max_tokens, start_token)"
+        view = cut_view(tok, ids, getattr(args, "max_tokens", MAX_TOKENS), getattr(args, "start_token", 0), how)
     except (KeyError, ValueError) as e:  # an unknown character; UnicodeDecodeError is a ValueError
         return fail(e.args[0] if isinstance(e, KeyError) and e.args else e)
     except OSError as e:
