@@ -328,3 +328,20 @@ def test_model_folder_deep_config_json_is_refused(tmp_path):
     (folder / "config.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="nests deeper than"):
         GPT.from_pretrained(folder)
+
+
+def test_a_rank_file_the_user_names_may_be_a_link_but_not_a_fifo(tmp_path):
+    from tinyllm.tokenizer import BPETokenizer
+    from tinyllm.tokenizer.rankfile import format_ranks
+
+    real = tmp_path / "downloads" / "ranks.tiktoken"
+    real.parent.mkdir()
+    real.write_bytes(format_ranks(_byte_ranks()))
+    (tmp_path / "gpt2.tiktoken").symlink_to(real)
+    assert BPETokenizer.from_tiktoken(tmp_path / "gpt2.tiktoken", pattern="gpt2").ranks == _byte_ranks()
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.tiktoken")
+        t0 = time.perf_counter()
+        with pytest.raises(UnsafePathError, match="not a regular file"):
+            BPETokenizer.from_tiktoken(tmp_path / "fifo.tiktoken", pattern="gpt2")
+        assert time.perf_counter() - t0 < 2.0

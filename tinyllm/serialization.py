@@ -95,21 +95,24 @@ class UnsafePathError(ValueError):
     """A file tinyllm refuses to read: a symbolic link, not a regular file, or a name leading outside its folder."""
 
 
-def read_regular_file(path, what: str = "file") -> bytes:
+def read_regular_file(path, what: str = "file", follow_symlinks: bool = False) -> bytes:
     """The bytes of `path`, which must be a regular file and not a symbolic link (UnsafePathError otherwise).
 
     Files in a run folder come from whoever shared it: a link could point at any file on this
     machine, and a FIFO would make the read block forever. O_NOFOLLOW refuses the link at the
     open itself (no gap between a check and the open); O_NONBLOCK keeps a FIFO from blocking
     the open, and fstat then refuses it. A missing file raises FileNotFoundError, as open does.
+    follow_symlinks=True is for a file the user named themselves (a downloaded rank file): a link is
+    followed, but its target must still be a regular file.
     """
     path = os.fspath(path)
     link = UnsafePathError(f"{path} is a symbolic link; tinyllm does not follow links when it reads a {what} "
                            "(a link in a shared folder can point anywhere on your machine): copy the real file "
                            "in its place")
-    if os.path.islink(path):
+    if os.path.islink(path) and not follow_symlinks:
         raise link
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    nofollow = 0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDONLY | nofollow | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
     except OSError as e:

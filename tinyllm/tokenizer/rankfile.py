@@ -104,10 +104,11 @@ def check_ranks(ranks: dict[bytes, int], source: str = "ranks") -> dict[bytes, i
 
 
 def read_ranks(path) -> dict[bytes, int]:
-    """Read and check a tiktoken rank file (errors name the line)."""
+    """Read and check a tiktoken rank file (errors name the line). The path is the caller's own (from_tiktoken,
+    BPETokenizer.gpt2), so a symbolic link is followed; a run folder's rank file (load) may not be one."""
     path = Path(path)
     try:
-        data = read_regular_file(path, "rank file")
+        data = read_regular_file(path, "rank file", follow_symlinks=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"no rank file at {path}") from None
     return validate_ranks(_parse(data, str(path)), str(path))
