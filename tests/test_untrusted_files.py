@@ -345,3 +345,17 @@ def test_a_rank_file_the_user_names_may_be_a_link_but_not_a_fifo(tmp_path):
         with pytest.raises(UnsafePathError, match="not a regular file"):
             BPETokenizer.from_tiktoken(tmp_path / "fifo.tiktoken", pattern="gpt2")
         assert time.perf_counter() - t0 < 2.0
+
+
+def test_rank_file_with_a_megabyte_token_is_refused_quickly(tmp_path):
+    from tinyllm.tokenizer import BPETokenizer
+    from tinyllm.tokenizer.rankfile import RankFileError, format_ranks
+
+    ranks = _byte_ranks()
+    ranks[b"ab" * 500_000] = 256  # checking every split point would take minutes
+    (tmp_path / "r.tiktoken").write_bytes(format_ranks(ranks))
+    t0 = time.perf_counter()
+    with pytest.raises(RankFileError, match=r"line 257: token .* \(rank 256\) is not two earlier tokens joined") as e:
+        BPETokenizer.from_tiktoken(tmp_path / "r.tiktoken", pattern="gpt2")
+    assert time.perf_counter() - t0 < 5.0
+    assert len(str(e.value)) < 1000  # the token is not pasted whole into the message

@@ -81,15 +81,21 @@ def validate_ranks(entries, source: str = "ranks") -> dict[bytes, int]:
     if missing_bytes:
         raise RankFileError(f"{source}: byte-level BPE needs a token for each of the 256 bytes; "
                             f"{len(missing_bytes)} are missing, e.g. byte 0x{missing_bytes[0]:02x}")
+    lengths = sorted({len(t) for t in ranks})  # a split can only be at a length some token has
     for token, rank in ranks.items():
-        if len(token) > 1 and not _buildable(token, rank, ranks):
-            raise RankFileError(f"{source}, {where_token[token]}: token {token!r} (rank {rank}) is not two earlier "
-                                "tokens joined: no split of its bytes into two tokens of lower rank")
+        if len(token) > 1 and not _buildable(token, rank, ranks, lengths):
+            raise RankFileError(f"{source}, {where_token[token]}: token {token!r:.120} (rank {rank}) is not two "
+                                "earlier tokens joined: no split of its bytes into two tokens of lower rank")
     return ranks
 
 
-def _buildable(token: bytes, rank: int, ranks: dict[bytes, int]) -> bool:
-    for k in range(1, len(token)):
+def _buildable(token: bytes, rank: int, ranks: dict[bytes, int], lengths: list[int]) -> bool:
+    # subtle: trying every k would cost len(token)² (a slice and a hash per k): a hostile file with one
+    # megabyte-long token would take minutes. Only the lengths that tokens have can be a left part.
+    n = len(token)
+    for k in lengths:
+        if k >= n:
+            break
         left, right = ranks.get(token[:k]), ranks.get(token[k:])
         if left is not None and right is not None and left < rank and right < rank:
             return True
