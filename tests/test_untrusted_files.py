@@ -359,3 +359,16 @@ def test_rank_file_with_a_megabyte_token_is_refused_quickly(tmp_path):
         BPETokenizer.from_tiktoken(tmp_path / "r.tiktoken", pattern="gpt2")
     assert time.perf_counter() - t0 < 5.0
     assert len(str(e.value)) < 1000  # the token is not pasted whole into the message
+
+
+def test_special_token_id_far_past_the_ranks_is_refused(tmp_path):
+    from tinyllm.tokenizer import load_tokenizer
+    from tinyllm.tokenizer.rankfile import RankFileError
+
+    path = _bpe_folder_with_pattern(tmp_path, None)
+    side = path.with_name(path.name + ".json")
+    meta = json.loads(side.read_text())
+    meta["special_tokens"] = {"<|eot|>": 10**12}  # decoding would build a table of 10**12 entries
+    side.write_text(json.dumps(meta))
+    with pytest.raises(RankFileError, match=r"'<\|eot\|>' has id 1000000000000.*MAX_SPECIAL_GAP"):
+        load_tokenizer(tmp_path)

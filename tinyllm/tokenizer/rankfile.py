@@ -38,6 +38,7 @@ from .patterns import check_loaded_pattern
 
 FORMAT = "tinyllm-bpe"
 FORMAT_VERSION = 1
+MAX_SPECIAL_GAP = 2**16  # a loaded special token's id is < n_ranks + this (tiktoken's leave gaps of ~20)
 
 
 class RankFileError(ValueError):
@@ -206,4 +207,10 @@ def load(path, trust_pattern: bool = False) -> tuple[dict[bytes, int], str | Non
     special = meta.get("special_tokens", {})
     if not isinstance(special, dict) or not all(isinstance(k, str) and isinstance(v, int) for k, v in special.items()):
         raise RankFileError(f"{side}: \"special_tokens\" must map strings to integer ids")
+    limit = len(ranks) + MAX_SPECIAL_GAP
+    too_big = [(k, v) for k, v in special.items() if v >= limit]
+    if too_big:  # subtle: the id table has vocab_size entries, so an id of 10**12 would be a MemoryError later
+        k, v = too_big[0]
+        raise RankFileError(f"{side}: special token {k!r:.80} has id {v}, far past the {len(ranks)} ranks (the limit "
+                            f"is {limit:,} = ranks + MAX_SPECIAL_GAP); special ids follow the ranks: fix the id")
     return ranks, pattern, special
