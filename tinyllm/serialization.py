@@ -274,7 +274,7 @@ def _remove_stale_tmp(directory: str, base: str) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
+    if pid == os.getpid() or os.name == "nt":  # subtle: on Windows os.kill(pid, 0) would terminate the process
         return True
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
