@@ -49,24 +49,28 @@ def min_parameters(config: GPTConfig) -> int:
             + (0 if config.tie_embeddings else V * C))
 
 
-def check_sizes(config: GPTConfig, n_values: int, where: str) -> None:
-    """Refuse a config whose model would not fit the n_values of its weights file (see the module docstring)."""
+def check_sizes(config: GPTConfig, n_values: int, config_source: str, weights_source: str) -> None:
+    """Refuse (ValueError) a config whose model would far outgrow the n_values its weights file holds.
+
+    See the module docstring; a training checkpoint's model_config can be checked the same way
+    (n_values = the values of its model state dict) before GPT(config) allocates anything.
+    """
     sizes = (f"vocab_size={config.vocab_size}, context_length={config.context_length}, n_layer={config.n_layer}, "
              f"d_model={config.d_model}, d_ff={config.d_ff}")
+    limit = n_values + MAX_DERIVED_VALUES
     need = min_parameters(config)
     # subtle: a small mismatch is left to load_state_dict, whose message names each tensor; only a config
     # that would allocate far more than the file holds (past MAX_DERIVED_VALUES) is refused before building
-    if need > n_values + MAX_DERIVED_VALUES:
-        raise ValueError(f"GPT.from_pretrained: {where}/{CONFIG_NAME} ({sizes}) describes a model of at least "
-                         f"{need:,} parameters, but {WEIGHTS_NAME} holds only {n_values:,} values (the limit is "
-                         f"that + MAX_DERIVED_VALUES = {n_values + MAX_DERIVED_VALUES:,}): the config does not "
-                         "belong to these weights (or a size in it was edited); fix config.json")
+    if need > limit:
+        raise ValueError(f"{config_source} ({sizes}) describes a model of at least {need:,} parameters, but "
+                         f"{weights_source} holds only {n_values:,} values (the limit is that + MAX_DERIVED_VALUES "
+                         f"= {limit:,}): the config does not belong to these weights (or a size in it was edited); "
+                         "fix the config")
     derived = config.context_length * config.d_model if config.pos_encoding == "sinusoidal" else 0
-    if derived > n_values + MAX_DERIVED_VALUES:
-        raise ValueError(f"GPT.from_pretrained: {where}/{CONFIG_NAME} asks for a sinusoidal table of "
-                         f"context_length={config.context_length} x d_model={config.d_model} = {derived:,} values, "
-                         f"over the limit of the weights' size + MAX_DERIVED_VALUES = "
-                         f"{n_values + MAX_DERIVED_VALUES:,}; lower context_length")
+    if derived > limit:
+        raise ValueError(f"{config_source} asks for a sinusoidal table of context_length={config.context_length} x "
+                         f"d_model={config.d_model} = {derived:,} values, over the limit of the weights' size + "
+                         f"MAX_DERIVED_VALUES = {limit:,}; lower context_length")
 
 
 def save_pretrained(model, directory) -> pathlib.Path:
@@ -99,7 +103,11 @@ def load_pretrained(cls, directory, device: str | None = None):
     except (ValueError, TypeError) as e:  # UnsafePathError (a link) and UnicodeDecodeError are ValueErrors
         raise ValueError(f"GPT.from_pretrained: {directory / CONFIG_NAME} is not a valid GPT config: {e}") from e
     state = load(directory / WEIGHTS_NAME, device=device)
-    check_sizes(config, sum(int(t.data.size) for t in state.values()), str(directory))
+    try:
+        check_sizes(config, sum(int(t.data.size) for t in state.values()), str(directory / CONFIG_NAME),
+                    WEIGHTS_NAME)
+    except ValueError as e:
+        raise ValueError(f"GPT.from_pretrained: {e}") from None
     with backend.use_device(device or backend.get_device()):
         model = cls(config)
     if config.tie_embeddings and "transformer.wte.weight" in state:
