@@ -275,3 +275,41 @@ def test_train_or_load_checks_before_it_writes(tmp_path):
     with pytest.raises(ValueError, match="n_layer"):
         train_or_load(_cfg(tmp_path / "labs"), dict(MODEL, n_layer=0))
     assert not (tmp_path / "labs").exists()  # not even reuse.json
+
+
+def test_a_nan_evaluation_writes_no_checkpoint(tmp_path, monkeypatch):
+    real = loop_module.estimate_loss
+
+    def estimate(model, splits, cfg, T, step, device):
+        out = real(model, splits, cfg, T, step, device)
+        return {**out, "val": float("nan")} if step == 4 else out
+
+    monkeypatch.setattr(loop_module, "estimate_loss", estimate)
+    with pytest.raises(NonFiniteLossError, match="evaluation at step 4"):
+        train(_cfg(tmp_path), MODEL)
+    assert load_checkpoint(tmp_path)["step"] == 2
+
+
+def test_resume_without_the_tokenizer_is_a_message(run, capsys):
+    (run / "tokenizer.json").unlink()
+    before = snapshot(run)
+    refused(capsys, ["train", "--out", str(run), "--resume", "--max-iters", "4"], "tokenizer")
+    assert snapshot(run) == before
+
+
+def test_interrupt_is_one_line_and_a_bug_is_a_traceback(monkeypatch, capsys):
+    import tinyllm.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_train", interrupted)
+    assert main(["train"]) == 130
+    assert capsys.readouterr().err == "tinyllm train: interrupted\n"
+
+    def buggy(args):
+        return {}["no such key"]
+
+    monkeypatch.setattr(cli, "_train", buggy)
+    with pytest.raises(KeyError):  # a bug in tinyllm is not dressed up as a user error
+        main(["train"])
