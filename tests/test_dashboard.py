@@ -255,6 +255,8 @@ def test_oversized_bodies_and_query_values_are_a_400_over_http(server):
 
     status, r = post(b" " * (MAX_BODY + 1))
     assert status == 400 and r["error"] == f"the request body must be at most {MAX_BODY} bytes, got {MAX_BODY + 1}"
+    status, r = post(b" " * (1 << 21))  # far past the socket buffers: the server drains it, the client reads the 400
+    assert status == 400 and "at most" in r["error"]
     status, r = post(b'{"prompt": "to", "top_k": 1e400}')
     assert status == 400 and "top_k must be an integer >= 1" in r["error"]
     for params in (dict(top_k="1e400"), dict(top_k=BIG[:100]), dict(temperature="inf"), dict(n_top="1.5"),

@@ -9,7 +9,7 @@
          -> 500 {"error": "internal error: ..."}                            a bug; the server keeps serving
 
 Every malformed request is a 400 naming the field and what it may hold: a body that is not
-JSON, nests too deeply, is not an object or is over MAX_BODY bytes (64 KiB; not read then),
+JSON, nests too deeply, is not an object or is over MAX_BODY bytes (64 KiB; drained, not parsed),
 an unknown field, a value of the wrong type, NaN, inf, 1e400, a 5000-digit integer
 (parse_body keeps such a number as its length, report.BigNumber). Only a bug is a 500.
 parse_body and answer are the handler's two steps as functions, for tests without a socket.
@@ -35,6 +35,7 @@ from tinyllm.viz.dashboard.page import PAGE
 from tinyllm.viz.dashboard.report import BadRequest, info, next_token_report, parse_int
 
 MAX_BODY = 1 << 16  # bytes of a POST body
+DRAIN_BYTES, DRAIN_PAUSE = 1 << 22, 0.25  # how much of a refused body is read and dropped, and for how long
 
 
 def parse_body(raw: bytes) -> dict:
@@ -139,17 +140,31 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._api(self._read_json)
 
+    def _refuse_unread_body(self, message: str) -> BadRequest:
+        """The body will not be read: drop the connection after this answer, but first discard what the
+        client is still sending (at most DRAIN_BYTES, until it pauses for DRAIN_PAUSE seconds). Closing a
+        socket with unread input sends a reset, and the client would lose the 400 mid-send."""
+        self.close_connection = True
+        left, old = DRAIN_BYTES, self.connection.gettimeout()
+        self.connection.settimeout(DRAIN_PAUSE)
+        try:
+            while left > 0 and (chunk := self.rfile.read1(min(left, 1 << 14))):
+                left -= len(chunk)
+        except OSError:  # the pause (TimeoutError) or the client hung up: either way, done
+            pass
+        finally:
+            self.connection.settimeout(old)
+        return BadRequest(message)
+
     def _read_json(self) -> dict:
         if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True  # the body was not read: the connection cannot carry another request
-            raise BadRequest("send the request body with a Content-Length, not a Transfer-Encoding")
+            raise self._refuse_unread_body("send the request body with a Content-Length, not a Transfer-Encoding")
         try:
             n = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             raise BadRequest("Content-Length must be an integer") from None
         if not 0 <= n <= MAX_BODY:
-            self.close_connection = True
-            raise BadRequest(f"the request body must be at most {MAX_BODY} bytes, got {n}")
+            raise self._refuse_unread_body(f"the request body must be at most {MAX_BODY} bytes, got {n}")
         try:
             raw = self.rfile.read(n)
         except OSError:  # TimeoutError: fewer bytes than Content-Length said, and the client waits too
