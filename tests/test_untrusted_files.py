@@ -268,7 +268,7 @@ def _model_folder(folder, **overrides):
     from tinyllm.nn.config import GPTConfig
     from tinyllm.nn.gpt import GPT
 
-    cfg = GPTConfig(vocab_size=32, context_length=8, n_layer=1, n_head=2, d_model=8, **overrides)
+    cfg = GPTConfig(**{**dict(vocab_size=32, context_length=8, n_layer=1, n_head=2, d_model=8), **overrides})
     GPT(cfg).save_pretrained(folder)
     return folder
 
@@ -372,3 +372,20 @@ def test_special_token_id_far_past_the_ranks_is_refused(tmp_path):
     side.write_text(json.dumps(meta))
     with pytest.raises(RankFileError, match=r"'<\|eot\|>' has id 1000000000000.*MAX_SPECIAL_GAP"):
         load_tokenizer(tmp_path)
+
+
+def test_the_commands_refuse_an_unknown_pattern_in_one_line_and_trust_pattern_runs_it(tmp_path, capsys):
+    from tinyllm.cli import main
+
+    run = _model_folder(tmp_path / "run", vocab_size=256)
+    _bpe_folder_with_pattern(run, r"\w+|\W")  # unknown but harmless: the opt-in must make it work
+    assert main(["sample", "--ckpt", str(run), "--prompt", "ab", "--max-new-tokens", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinyllm sample: ") and err.count("\n") == 1 and "--trust-pattern" in err
+    assert main(["tokenize", "--vocab", str(run), "--no-color", "ab cd"]) == 2
+    assert "--trust-pattern" in capsys.readouterr().err
+    assert main(["sample", "--ckpt", str(run), "--prompt", "ab", "--max-new-tokens", "2", "--trust-pattern"]) == 0
+    assert main(["tokenize", "--vocab", str(run), "--no-color", "--trust-pattern", "--max-tokens", "1",
+                 "--start-token", "1", "ab cd"]) == 0
+    out = capsys.readouterr().out
+    assert "shown: tokens 1..1 of 5 (4 tokens left out" in out

@@ -7,8 +7,9 @@
                   [--<any TrainConfig or GPTConfig field> VALUE]
     tinyllm sample --ckpt DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
                    [--min-p P] [--repetition-penalty R] [--presence-penalty A] [--frequency-penalty F]
-                   [--seed S] [--num-samples N] [--no-cache]
+                   [--seed S] [--num-samples N] [--no-cache] [--trust-pattern]
     tinyllm tokenize TEXT [--vocab FILE|DIR | --gpt2-ranks FILE] [--html FILE] [--no-color]
+                          [--max-tokens N] [--start-token S] [--trust-pattern]
                                                           colored token spans and ids
     tinyllm demo [--steps N] [--device cpu|strict|cuda]   train a tiny MLP with autograd, check a gradient
     tinyllm attention --ckpt DIR --prompt TEXT [--out F]  every head's attention weights, as a grid (§3)
@@ -22,6 +23,8 @@ each registers itself with add_subcommand(sub) (see _CHAPTER_COMMANDS).
 Errors: a command that fails on its input (a bad flag, file, checkpoint or folder) prints one line,
 `tinyllm CMD: what was wrong and what to do`, and exits with status 2; only a bug shows a traceback
 (or any failure, with --debug). `tinyllm train` checks everything before it writes to --out: see _train.
+--trust-pattern (sample, tokenize, attention, dashboard, kv-viz): a run folder's tokenizer whose split
+regex tinyllm does not know is refused, since a hostile regex can hang the process; this runs it anyway.
 
 `tinyllm train` and `tinyllm demo` set a process-wide malloc option before they train
 (tinyllm.runtime.keep_host_memory: freed memory is reused, not faulted in again each step);
@@ -37,6 +40,8 @@ import argparse
 import dataclasses
 import sys
 import typing
+
+_TRUST_PATTERN_HELP = "run the tokenizer's split regex even if tinyllm does not know it (only for files you trust)"
 
 
 def _positive_int(text: str) -> int:
@@ -222,7 +227,7 @@ def _sample(args) -> int:
     from tinyllm.train import load_run
 
     try:
-        model, tok = load_run(args.ckpt)
+        model, tok = load_run(args.ckpt, trust_pattern=args.trust_pattern)
     except (OSError, ValueError) as e:
         print(f"tinyllm sample: {e}", file=sys.stderr)
         return 2
@@ -324,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--num-samples", type=_positive_int, default=1)
     s.add_argument("--no-cache", action="store_true", help="recompute the whole window at each step (no KV cache)")
+    s.add_argument("--trust-pattern", action="store_true", help=_TRUST_PATTERN_HELP)
     s.set_defaults(func=_sample)
 
     k = sub.add_parser("tokenize", help="show how a tokenizer cuts text into tokens (colored spans and ids)")
@@ -335,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "the default is $TINYLLM_DATA_DIR/gpt2.tiktoken when neither flag is given")
     k.add_argument("--html", metavar="FILE", default=None, help="also write a standalone HTML page")
     k.add_argument("--no-color", action="store_true", help="brackets instead of ANSI colors")
+    k.add_argument("--max-tokens", type=int, default=2000, metavar="N",
+                   help="show at most N tokens (default 2000; 0 = all); the summary says how many were left out")
+    k.add_argument("--start-token", type=int, default=0, metavar="S", help="the first token shown (default 0)")
+    k.add_argument("--trust-pattern", action="store_true", help=_TRUST_PATTERN_HELP)
     k.set_defaults(func=_tokenize)
 
     d = sub.add_parser("demo", help="train a tiny MLP with tinyllm's autograd and check one gradient")

@@ -76,8 +76,8 @@ def check_loaded_pattern(pattern: str | None, source: str, trust_pattern: bool =
         f"{source}: its pre-tokenizer pattern {shown!r} is not one tinyllm knows ({', '.join(PATTERNS)}, whole "
         "text, or none). A regex from a file runs on every text you encode, and a hostile one can take "
         "exponential time (e.g. '(a|aa)+$'), so it is refused. If you wrote this tokenizer or trust whoever did, "
-        "load it with trust_pattern=True (load_tokenizer(path, trust_pattern=True) or "
-        "BPETokenizer.load(path, trust_pattern=True)); that runs the regex as given.")
+        "load it with trust_pattern=True (load_tokenizer(path, trust_pattern=True), or --trust-pattern on the "
+        "tinyllm command); that runs the regex as given.")
 
 
 def resolve_pattern(pattern: str | None) -> str | None:

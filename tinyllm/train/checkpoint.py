@@ -67,9 +67,10 @@ def load_checkpoint(out_dir) -> dict:
     return state
 
 
-def load_run(out_dir, device: str | None = None):
+def load_run(out_dir, device: str | None = None, trust_pattern: bool = False):
     """(model, tokenizer) of a run folder (``tinyllm train --out DIR``) or a model folder with its tokenizer.
 
+    trust_pattern=True runs a tokenizer split regex tinyllm does not know (see check_loaded_pattern).
     Raises FileNotFoundError when the folder holds no model, ValueError when its files don't
     fit together; the commands print the message and exit with status 2.
     """
@@ -80,7 +81,7 @@ def load_run(out_dir, device: str | None = None):
     if not (out_dir / "config.json").is_file():
         raise FileNotFoundError(f"{out_dir} holds no model (config.json missing); train one with "
                                 f"`tinyllm train --out {out_dir}`")
-    return GPT.from_pretrained(out_dir, device=device), load_tokenizer(out_dir)
+    return GPT.from_pretrained(out_dir, device=device), load_tokenizer(out_dir, trust_pattern=trust_pattern)
 
 
 def restore_rng(state: dict, data_rng, device: str) -> None:

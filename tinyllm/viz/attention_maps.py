@@ -217,6 +217,8 @@ def add_subcommand(sub) -> None:
                        description="Run a prompt through a trained model and draw each head's attention weights "
                                    "as a heatmap (rows: layers, columns: heads), with per-head statistics.")
     p.add_argument("--ckpt", required=True, metavar="DIR", help="a run folder (from tinyllm train) or a saved model")
+    p.add_argument("--trust-pattern", action="store_true",
+                   help="run the tokenizer's split regex even if tinyllm does not know it (only for files you trust)")
     p.add_argument("--prompt", required=True, help="the text to run through the model (at least 3 tokens)")
     p.add_argument("--out", default="attention.png", metavar="FILE", help="the PNG to write (default attention.png)")
     p.set_defaults(func=run)
@@ -241,7 +243,7 @@ def run(args) -> int:
     from tinyllm.train import load_run
 
     try:
-        model, tok = load_run(ckpt)
+        model, tok = load_run(ckpt, trust_pattern=getattr(args, "trust_pattern", False))
     except (OSError, ValueError) as e:
         return _fail(str(e))
     except KeyError as e:  # a config or tokenizer file missing a field

@@ -149,6 +149,8 @@ def add_subcommand(sub) -> None:
                        description="Prefill each prompt (one per line) in order through one block prefix cache; "
                                    "write an HTML page and a PNG of reused (hit) and computed (miss) positions.")
     p.add_argument("--ckpt", required=True, metavar="DIR", help="a run folder (from tinyllm train) or a saved model")
+    p.add_argument("--trust-pattern", action="store_true",
+                   help="run the tokenizer's split regex even if tinyllm does not know it (only for files you trust)")
     p.add_argument("--prompts", required=True, metavar="FILE",
                    help="a text file, one prompt per line (blank lines skipped)")
     p.add_argument("--out", default="kv_viz.html", metavar="FILE",
@@ -190,7 +192,7 @@ def run(args) -> int:
     from tinyllm.train import load_run
 
     try:
-        model, tok = load_run(ckpt)
+        model, tok = load_run(ckpt, trust_pattern=getattr(args, "trust_pattern", False))
     except (OSError, ValueError) as e:
         return _fail(str(e))
     except KeyError as e:  # a config or tokenizer file missing a field

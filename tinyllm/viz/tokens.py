@@ -34,7 +34,7 @@ def _gpt2_default_path() -> Path | None:
     return None
 
 
-def load_cli_tokenizer(vocab=None, gpt2_ranks=None) -> Tokenizer:
+def load_cli_tokenizer(vocab=None, gpt2_ranks=None, trust_pattern: bool = False) -> Tokenizer:
     """The tokenizer `tinyllm tokenize` uses: --vocab (a tinyllm tokenizer file or run folder),
     --gpt2-ranks (GPT-2's rank file), or with neither, GPT-2's ranks from $TINYLLM_DATA_DIR/gpt2.tiktoken."""
     if vocab is not None:
@@ -42,7 +42,7 @@ def load_cli_tokenizer(vocab=None, gpt2_ranks=None) -> Tokenizer:
         if not path.exists():
             raise FileNotFoundError(f"--vocab {vocab}: no such file or folder; pass a tokenizer.tiktoken or "
                                     f"tokenizer.json written by tinyllm, or a run folder holding one")
-        return load_tokenizer(path)
+        return load_tokenizer(path, trust_pattern=trust_pattern)
     if gpt2_ranks is None:
         gpt2_ranks = _gpt2_default_path()
         if gpt2_ranks is None:
@@ -122,16 +122,14 @@ def tokenize_command(args) -> int:
 
     vocab = getattr(args, "vocab", None)
     try:
-        tok = load_cli_tokenizer(vocab, getattr(args, "gpt2_ranks", None))
+        tok = load_cli_tokenizer(vocab, getattr(args, "gpt2_ranks", None), getattr(args, "trust_pattern", False))
     except KeyError as e:  # a tokenizer file missing a field
         return fail(f"cannot read the tokenizer {vocab}: field {e} is missing; write it again with tinyllm")
     except (OSError, ValueError) as e:  # RankFileError is a ValueError
         return fail(e)
     try:
         ids = tok.encode(_read_text(args.text), allowed_special="all")
-        # subtle: until tinyllm/cli.py defines the two flags, the note must not name them
-        how = FLAGS if hasattr(args, "max_tokens") else "tinyllm.viz.tokens.cut_view(tok, ids, max_tokens, start_token)"
-        view = cut_view(tok, ids, getattr(args, "max_tokens", MAX_TOKENS), getattr(args, "start_token", 0), how)
+        view = cut_view(tok, ids, getattr(args, "max_tokens", MAX_TOKENS), getattr(args, "start_token", 0))
     except (KeyError, ValueError) as e:  # an unknown character; UnicodeDecodeError is a ValueError
         return fail(e.args[0] if isinstance(e, KeyError) and e.args else e)
     except OSError as e:

@@ -25,6 +25,8 @@ def add_subcommand(sub) -> None:
                        description="Serve the sampling dashboard: the next-token distribution before and after "
                                    "filtering, its entropy, the mass kept, and sampled continuations.")
     d.add_argument("--ckpt", required=True, metavar="DIR", help="a run folder (from tinyllm train) or a saved model")
+    d.add_argument("--trust-pattern", action="store_true",
+                   help="run the tokenizer's split regex even if tinyllm does not know it (only for files you trust)")
     d.add_argument("--port", type=_port, default=8000, help="(default 8000; 0 = any free port)")
     d.add_argument("--host", default="127.0.0.1", help="(default 127.0.0.1: this machine only)")
     d.add_argument("--verbose", action="store_true", help="log every request")
@@ -37,7 +39,7 @@ def run(args) -> int:
     from tinyllm.viz.dashboard.server import make_server
 
     try:
-        model, tok = load_run(ckpt)
+        model, tok = load_run(ckpt, trust_pattern=getattr(args, "trust_pattern", False))
     except (OSError, ValueError) as e:
         print(f"tinyllm dashboard: {e}", file=sys.stderr)
         return 2
