@@ -187,6 +187,19 @@ def test_resume_from_a_corrupt_checkpoint_is_a_message(run, capsys):
     assert snapshot(run) == before
 
 
+@pytest.mark.parametrize("field, value", [("n_layer", 10**6), ("context_length", 10**12)])
+def test_resume_from_a_checkpoint_whose_sizes_were_edited_is_a_message(run, capsys, field, value):
+    import tinyllm
+
+    ckpt = run / "ckpt.safetensors"
+    state = tinyllm.load(ckpt)
+    state["model_config"][field] = value  # as a hand edit (or a hostile sharer) would
+    tinyllm.save(state, ckpt)
+    before = snapshot(run)
+    refused(capsys, ["train", "--out", str(run), "--resume", "--max-iters", "4"], f"{field}={value}", "holds only")
+    assert snapshot(run) == before
+
+
 def test_resume_with_other_data_is_a_message(run, tmp_path, capsys):
     other = tmp_path / "other.txt"
     other.write_text("a different corpus\n" * 200)

@@ -43,6 +43,7 @@ from tinyllm.data import (
 )
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.gpt import GPT
+from tinyllm.nn.pretrained import check_sizes
 from tinyllm.optim import AdamW, WarmupCosine, clip_grad_norm_
 from tinyllm.serialization import CheckpointError
 from tinyllm.train.checkpoint import (
@@ -154,9 +155,12 @@ def prepare(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progr
             saved = TrainConfig.from_dict(state["train_config"])
             model_config = GPTConfig.from_dict(state["model_config"])
             start = int(state["step"])
-        except (KeyError, TypeError, ValueError) as e:
+            n_values = sum(int(t.data.size) for t in state["model"].values())
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{out_dir / 'ckpt.safetensors'} does not hold a usable run ({e}); "
                                   f"start again without --resume") from None
+        # an edited model_config must not allocate far past what the checkpoint holds (e.g. context_length 1e12)
+        check_sizes(model_config, n_values, f"the model_config in {out_dir / 'ckpt.safetensors'}", "its weights")
         if saved.data != cfg.data or saved.tokenizer != cfg.tokenizer:
             raise ValueError(f"--resume: the run in {out_dir} trained on data={saved.data!r} with "
                              f"tokenizer={saved.tokenizer!r}; got data={cfg.data!r}, tokenizer={cfg.tokenizer!r}")
