@@ -113,7 +113,7 @@ class ScatterAdd(Function):
 
 
 def gather(x, dim, index):
-    """torch.gather: out[i][j] = x[i][index[i][j]] for dim=1 (index may be smaller in other dims)."""
+    """torch.gather: ``out[i][j] = x[i][index[i][j]]`` for dim=1 (index may be smaller in other dims)."""
     index = tensor_arg(index)
     dim = axis(dim, x.ndim)
     _check_index(x, dim, index, "gather")
@@ -121,7 +121,7 @@ def gather(x, dim, index):
 
 
 def scatter_add(x, dim, index, src):
-    """torch.scatter_add: a copy of x with src[i][j] added at x[i][index[i][j]] (dim=1); repeats add up."""
+    """torch.scatter_add: a copy of x with ``src[i][j]`` added at ``x[i][index[i][j]]`` (dim=1); repeats add up."""
     index, src = tensor_arg(index), tensor_arg(src)
     dim = axis(dim, x.ndim)
     _check_index(x, dim, index, "scatter_add")

@@ -129,7 +129,7 @@ def head_stats(weights, marks=None) -> dict:
 
 
 def classify_heads(stats: dict) -> list[list[str]]:
-    """One label from LABELS per head, [layer][head], by the rules of the module docstring."""
+    """One label from LABELS per head, ``[layer][head]``, by the rules of the module docstring."""
     rules = [("previous", "prev", MASS_THRESHOLD), ("first", "first", MASS_THRESHOLD),
              ("current", "current", MASS_THRESHOLD), ("word-start", "word_start", MASS_THRESHOLD),
              ("diffuse", "entropy", DIFFUSE_ENTROPY), ("local", "local", MASS_THRESHOLD)]
@@ -173,7 +173,7 @@ def plot_attention_grid(weights, tokens: list[str], path=None, title: str | None
                         titles=None):
     """A layers × heads grid of heatmaps of weights (n_layer, n_head, T, T); query tokens label the rows
     (left column), key tokens the columns (bottom row). Each panel is titled "L{l} H{h}" (+ ": label" from
-    `labels` [l][h]), or by `titles` [row][col] when given (e.g. a selection of heads stacked as one row).
+    ``labels[l][h]``), or by ``titles[row][col]`` when given (e.g. a selection of heads stacked as one row).
     Saves to `path` when given; returns the Figure."""
     import numpy as np
     from matplotlib.figure import Figure  # no pyplot: no global backend switched, no figure left open

@@ -103,7 +103,7 @@ def hit_figure(stats, block_size: int | None = None, labels=None, title: str = "
 def hit_html(stats, pieces=None, block_size: int | None = None, title: str = "prefix cache: reused vs computed") -> str:
     """A standalone HTML page: every request's positions colored hit/miss, and the running hit rate as an SVG line.
 
-    pieces[r][t]: the text shown for position t of request r (default: the position number).
+    ``pieces[r][t]``: the text shown for position t of request r (default: the position number).
     """
     rows = _hit_rows(stats)
     running = running_hit_rate(stats)
