@@ -301,9 +301,12 @@ def test_cached_generate_reads_the_prompt_once_then_one_token_then_rereads_a_sli
     model = GPT(small())
     seen, inner = [], model.next_token_logits
     model.next_token_logits = lambda new, cache=None: seen.append((new.copy(), cache.length)) or inner(new, cache)
-    out = model.generate(ids(B=2, T=5), 16, seed=0)
+    out = model.generate(ids(B=2, T=5), 16, seed=0, fast_decode=False)
     # prefill 5, eleven 1-token decodes up to the context (16), then each step re-reads the slid window
     assert [(w.shape[1], start) for w, start in seen] == [(5, 0)] + [(1, t) for t in range(5, 16)] + [(16, 0)] * 4
+    seen.clear()
+    assert (model.generate(ids(B=2, T=5), 16, seed=0) == out).all()  # the 1-token decodes on raw arrays instead
+    assert [(w.shape[1], start) for w, start in seen] == [(5, 0)] + [(16, 0)] * 4
     del model.next_token_logits
     assert (model.generate(ids(B=2, T=5), 16, seed=0, use_cache=False) == out).all()
 

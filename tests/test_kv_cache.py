@@ -1,6 +1,7 @@
 """The KV cache changes nothing but the speed: cached logits equal a full recompute, for every positional
 encoding, grouped-query attention, batches, chunked prefill and a prompt that fills the context; greedy
-generation gives the same tokens with and without it. Plus the cache's own bookkeeping and errors."""
+generation gives the same tokens with and without it. The same for the raw-array Decoder
+(tinyllm/inference/decode.py), step by step and in generate. Plus the cache's own bookkeeping and errors."""
 
 import numpy as np
 import pytest
@@ -8,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyllm
+from tinyllm.functional import kernels
 from tinyllm.inference.kv_cache import KVCache
 from tinyllm.nn import GPT, GPTConfig
-from tinyllm.nn.config import NORMS, POS_ENCODINGS
+from tinyllm.nn.config import ACTIVATIONS, NORMS, POS_ENCODINGS
 
 
 def host(t):
@@ -25,7 +27,8 @@ def models(draw):
     cfg = GPTConfig(vocab_size=draw(st.integers(3, 17)), context_length=draw(st.integers(4, 20)),
                     n_layer=draw(st.integers(1, 2)), n_head=n_head, n_kv_head=n_kv,
                     d_model=n_head * draw(st.sampled_from([2, 4])), pos_encoding=draw(st.sampled_from(POS_ENCODINGS)),
-                    norm=draw(st.sampled_from(NORMS)), bias=draw(st.booleans()))
+                    norm=draw(st.sampled_from(NORMS)), bias=draw(st.booleans()),
+                    activation=draw(st.sampled_from(ACTIVATIONS)))
     model = GPT(cfg).eval()
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
     for p in model.parameters():
@@ -50,20 +53,42 @@ def test_cached_logits_equal_a_full_recompute(model, data):
     np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-5, rtol=0)
 
 
+@settings(max_examples=40)
+@given(models(), st.data())
+def test_decoder_steps_equal_a_full_recompute(model, data):
+    cfg = model.config
+    B = data.draw(st.integers(1, 3), label="B")
+    T = data.draw(st.integers(1, cfg.context_length), label="T")  # T = context_length: the cache ends full
+    P = data.draw(st.integers(0, T - 1), label="prefill")  # 0: the very first position is a step too
+    x = np.random.default_rng(data.draw(st.integers(0, 99))).integers(0, cfg.vocab_size, (B, T))
+    full = host(model(x)[0])  # (B, T, V)
+    dec = model.make_decoder(batch_size=B)
+    if P:
+        np.testing.assert_allclose(dec.prefill(x[:, :P]), full[:, P - 1], atol=1e-5, rtol=0)
+    for t in range(P, T):  # one token per row, on raw arrays
+        np.testing.assert_allclose(dec.step(x[:, t]), full[:, t], atol=1e-5, rtol=0)
+        assert dec.cache.length == t + 1
+
+
+def same_greedy_tokens(model, got, want):
+    """got == want, but for an exact tie (to float rounding) broken the other way."""
+    if not (got == want).all():
+        b, t = np.argwhere(got != want)[0]
+        window = got[b:b + 1, max(0, t - model.config.context_length):t]
+        top2 = np.sort(host(model(window)[0])[0, -1])[-2:]
+        assert top2[1] - top2[0] < 1e-5, (got, want)
+
+
 @settings(max_examples=25)
 @given(models(), st.integers(1, 3), st.integers(1, 30), st.integers(0, 99))
 def test_greedy_generation_is_the_same_with_and_without_the_cache(model, B, n_new, seed):
     cfg = model.config
     T0 = 1 + seed % cfg.context_length
     prompt = np.random.default_rng(seed).integers(0, cfg.vocab_size, (B, T0))
-    cached = model.generate(prompt, n_new, temperature=0.0)  # may run past the context: the window slides
     plain = model.generate(prompt, n_new, temperature=0.0, use_cache=False)
-    if not (cached == plain).all():
-        # only an exact tie (to float rounding) may break differently; check that is what happened
-        b, t = np.argwhere(cached != plain)[0]
-        window = cached[b:b + 1, max(0, t - cfg.context_length):t]
-        top2 = np.sort(host(model(window)[0])[0, -1])[-2:]
-        assert top2[1] - top2[0] < 1e-5, (cached, plain)
+    for fast_decode in (True, False):  # the Decoder's raw steps, and the modules'
+        # may run past the context: the window slides
+        same_greedy_tokens(model, model.generate(prompt, n_new, temperature=0.0, fast_decode=fast_decode), plain)
 
 
 def test_sampling_with_a_seed_is_the_same_with_and_without_the_cache():
@@ -72,7 +97,87 @@ def test_sampling_with_a_seed_is_the_same_with_and_without_the_cache():
     prompt = np.array([[1, 2, 3], [4, 5, 6]])
     a = model.generate(prompt, 25, temperature=0.9, top_k=10, top_p=0.9, seed=3)
     b = model.generate(prompt, 25, temperature=0.9, top_k=10, top_p=0.9, seed=3, use_cache=False)
+    c = model.generate(prompt, 25, temperature=0.9, top_k=10, top_p=0.9, seed=3, fast_decode=False)
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+
+
+# ---------------------------------------------------------------------------- the Decoder's own cases
+
+
+def random_model(seed=0, **kw):
+    tinyllm.manual_seed(seed)
+    model = GPT(GPTConfig(**{**dict(vocab_size=40, context_length=24, n_layer=2, n_head=4, n_kv_head=2,
+                                    d_model=16, pos_encoding="rope"), **kw})).eval()
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.data[...] = tinyllm.tensor(rng.normal(0, 0.4, p.shape).astype(np.float32)).data
+    return model
+
+
+def decoded(model, x, P):
+    """Host logits (B, T - P + 1, V): prefill x[:, :P], then one Decoder step per remaining token."""
+    dec = model.make_decoder(batch_size=x.shape[0])
+    return np.stack([dec.prefill(x[:, :P])] + [dec.step(x[:, t]) for t in range(P, x.shape[1])], axis=1)
+
+
+@pytest.mark.parametrize("pos", POS_ENCODINGS)
+def test_decoder_with_many_rows_and_in_float64(pos):
+    # 9 rows: past Decoder's few-rows kernel, the products go to BLAS; float64: the reference code throughout
+    model = random_model(pos_encoding=pos, activation="gelu_tanh")
+    x = np.random.default_rng(1).integers(0, 40, (9, 24))
+    np.testing.assert_allclose(decoded(model, x, 5), host(model(x)[0])[:, 4:], atol=1e-5, rtol=0)
+    model.double()
+    np.testing.assert_allclose(decoded(model, x[:2], 3), host(model(x[:2])[0])[:, 2:], atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_decoder_kernels_equal_its_reference_code(activation):
+    # the host kernels (few-rows linear, norms, activations, softmax) against the array-module code beside them
+    for norm in ("layernorm", "rmsnorm"):
+        model = random_model(norm=norm, activation=activation, bias=norm == "layernorm")
+        x = np.random.default_rng(2).integers(0, 40, (2, 20))
+        fast = decoded(model, x, 4)
+        with kernels.disabled():
+            np.testing.assert_allclose(decoded(model, x, 4), fast, atol=1e-5, rtol=0)
+
+
+def test_the_decoder_is_made_only_for_a_plain_gpt():
+    from tinyllm.nn.attention import record_attention
+    from tinyllm.nn.attention_variants import use_variant
+    from tinyllm.nn.decoding import why_not_decodable
+
+    model = random_model()
+    assert model.make_decoder() is not None and why_not_decodable(model) == ""
+    record_attention(model)  # the modules must run to keep the weights
+    assert model.make_decoder() is None and "records its attention" in why_not_decodable(model)
+    prompt = np.array([[1, 2, 3]])
+    out = model.generate(prompt, 4, temperature=0.0)  # through the modules: every step recorded
+    assert model.transformer.h[0].attn.last_weights.shape == (1, 4, 1, 6)
+    record_attention(model, False)
+    np.testing.assert_array_equal(model.generate(prompt, 4, temperature=0.0), out)
+    variant = use_variant(random_model(n_kv_head=None, pos_encoding="learned"), "zero_q")
+    assert why_not_decodable(variant).startswith("transformer.h.0.attn is a VariantAttention")
+    dropout = random_model(dropout=0.1).train()
+    assert "training mode with dropout" in why_not_decodable(dropout) and dropout.make_decoder() is None
+    assert dropout.generate(prompt, 3, seed=0).shape == (1, 6) and dropout.training  # decodes in eval, mode restored
+
+    class Mine(GPT):
+        pass
+
+    assert Mine(model.config).make_decoder() is None  # a subclass may compute anything: its modules decode
+
+
+def test_decoder_step_errors_say_what_to_do():
+    model = random_model()
+    dec = model.make_decoder(batch_size=2, max_len=3)
+    with pytest.raises(ValueError, match=r"one token per row, shape \(2,\), got \(2, 1\)"):
+        dec.step(np.array([[1], [2]]))
+    dec.prefill(np.array([[1, 2], [3, 4]]))
+    dec.step(np.array([5, 6]))
+    with pytest.raises(ValueError, match=r"1 new position\(s\) after the 3 cached ones exceed max_len=3"):
+        dec.step(np.array([7, 8]))
+    assert "Decoder(2 layers, KVCache(length=3/3" in repr(dec)
 
 
 def test_the_broken_cache_is_caught():

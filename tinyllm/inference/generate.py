@@ -13,6 +13,13 @@ keys and values. Without it every step re-reads the last context_length
 tokens. Both give the same logits (to float rounding) and, greedily, the same
 tokens (tests/test_kv_cache.py).
 
+The decode steps run on raw arrays (``model.make_decoder``, tinyllm/inference/decode.py):
+the same math as the modules without a Tensor or Function per op, which at one
+token cost more than the arithmetic. ``fast_decode=False``, or a model the
+Decoder does not cover (make_decoder returns None), decodes through the
+modules instead, ``model.next_token_logits(new, cache=cache)``: the reference.
+The prompt is always read through the modules.
+
 At the context limit: once the sequence is longer than context_length, a
 step must see only the last context_length tokens. The cached keys and
 values of layers >= 1 were computed while the dropped tokens were still
@@ -48,7 +55,7 @@ def _check_ids(idx) -> np.ndarray:
 def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, min_p: float | None = None, repetition_penalty: float = 1.0,
              presence_penalty: float = 0.0, frequency_penalty: float = 0.0, seed=None,
-             use_cache: bool = True) -> np.ndarray:
+             use_cache: bool = True, fast_decode: bool = True) -> np.ndarray:
     """idx (B, T) -> int64 (B, T + max_new_tokens); see the module docstring (GPT.generate calls this)."""
     ids = _check_ids(idx)
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
@@ -57,12 +64,14 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     rng = make_rng(seed)
     ctx = model.config.context_length
     causal = all(getattr(m, "causal", True) for m in model.modules())
-    cache = None
-    if use_cache and causal and max_new_tokens > 0:
-        cache = model.make_cache(batch_size=ids.shape[0], max_len=min(ctx, ids.shape[1] + int(max_new_tokens)))
     was_training = model.training
     model.eval()
     try:
+        cache = decoder = None
+        if use_cache and causal and max_new_tokens > 0:
+            B, max_len = ids.shape[0], min(ctx, ids.shape[1] + int(max_new_tokens))
+            decoder = model.make_decoder(batch_size=B, max_len=max_len) if fast_decode else None  # after eval()
+            cache = model.make_cache(batch_size=B, max_len=max_len) if decoder is None else decoder.cache
         for _ in range(int(max_new_tokens)):
             if cache is None:
                 logits = model.next_token_logits(ids[:, -ctx:])  # (B, V), the whole window re-read
@@ -72,7 +81,10 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
                     new = ids[:, -ctx:]
                 else:
                     new = ids[:, cache.length:]  # the prompt (prefill), then the last token (decode)
-                logits = model.next_token_logits(new, cache=cache)
+                if decoder is not None and new.shape[1] == 1:
+                    logits = decoder.step(new[:, 0])  # raw arrays, into the same cache
+                else:
+                    logits = model.next_token_logits(new, cache=cache)
             # every penalty off: apply_penalties hands the logits back untouched
             logits = apply_penalties(logits, ids, repetition_penalty, presence_penalty, frequency_penalty)
             if temperature > 0:  # greedy needs no filter: every filter keeps the top token

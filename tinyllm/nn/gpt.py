@@ -48,6 +48,7 @@ from tinyllm.nn import init
 from tinyllm.nn.block import Block, make_norm
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.container import ModuleDict, ModuleList
+from tinyllm.nn.decoding import make_decoder
 from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.embedding import Embedding
 from tinyllm.nn.linear import Linear
@@ -218,6 +219,13 @@ class GPT(Module):
         return KVCache(c.n_layer, batch_size, c.kv_heads, int(max_len), c.head_dim,
                        dtype=self.transformer.wte.weight.dtype, device=self.device)
 
+    def make_decoder(self, batch_size: int = 1, max_len: int | None = None):
+        """A Decoder (tinyllm/inference/decode.py) over a fresh make_cache(batch_size, max_len): prefill(ids),
+        then step(ids) -> logits, one token per row on raw arrays; None when this model holds anything the
+        Decoder does not repeat (a subclass, other module types, attention recording: tinyllm/nn/decoding.py).
+        """
+        return make_decoder(self, batch_size, max_len) if type(self) is GPT else None
+
     # ------------------------------------------------------------------ generation
     @no_grad()
     def next_token_logits(self, idx, cache=None) -> np.ndarray:
@@ -232,11 +240,12 @@ class GPT(Module):
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, min_p: float | None = None, repetition_penalty: float = 1.0,
                  presence_penalty: float = 0.0, frequency_penalty: float = 0.0, seed=None,
-                 use_cache: bool = True) -> np.ndarray:
+                 use_cache: bool = True, fast_decode: bool = True) -> np.ndarray:
         """Extend each row of idx (B, T) by max_new_tokens sampled tokens -> int64 (B, T + max_new_tokens).
 
         Each step: next-token logits (in eval mode, no graph; with a KV cache unless
-        use_cache=False) -> penalties -> filters (temperature, top-k, top-p, min-p; Hugging
+        use_cache=False; the one-token steps on raw arrays, make_decoder, unless fast_decode=False
+        or the model is not a plain GPT) -> penalties -> filters (temperature, top-k, top-p, min-p; Hugging
         Face's order) -> sample. temperature=0 is greedy (argmax). ``seed`` (an int, or a
         np.random.Generator) makes the sampling repeatable; None draws a seed from tinyllm's
         generator, so ``tinyllm.manual_seed`` repeats it too. The train/eval mode is restored
@@ -246,7 +255,8 @@ class GPT(Module):
 
         return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                         min_p=min_p, repetition_penalty=repetition_penalty, presence_penalty=presence_penalty,
-                        frequency_penalty=frequency_penalty, seed=seed, use_cache=use_cache)
+                        frequency_penalty=frequency_penalty, seed=seed, use_cache=use_cache,
+                        fast_decode=fast_decode)
 
     # ------------------------------------------------------------------ sizes
     def num_parameters(self, non_embedding: bool = False) -> int:

@@ -1,0 +1,79 @@
+"""What a GPT hands to the raw-array Decoder (tinyllm/inference/decode.py): its weights and position tables.
+
+The Decoder repeats, on raw arrays, the eval-mode math of exactly the modules
+a GPT is built from (``PLAIN``). So it is made only for a model that holds
+nothing else; otherwise ``make_decoder`` returns None and generation decodes
+through the modules, the reference path:
+
+    a module of another type       lab 4's VariantAttention, a LoRA or MoE layer, a subclass
+    attention recording on         record_attention(model): the weights must be kept
+    attention not causal           the bidirectional ablation: nothing can be cached at all
+    dropout while training         the Decoder has no dropout (generate switches to eval first)
+
+The position tables are made here, from the functions of nn/positional, for
+positions 0 .. max_len-1:
+
+    "learned"     wpe.weight[:max_len]                     added to the token vectors
+    "sinusoidal"  the model's PE table [:max_len]          added after the √C scaling
+    "rope"        cos, sin (max_len, hs)                   q and k rotated at each step
+    "alibi"       -m_h · d, d = 0 .. max_len-1 (nh, max_len)   added to the scores by distance
+
+Example:
+    >>> dec = make_decoder(model, batch_size=2, max_len=32)   # model.make_decoder(2, 32) calls this
+    >>> dec.cache.keys.shape                                  # (n_layer, 2, n_kv_head, 32, head_dim)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyllm import backend
+from tinyllm.inference.decode import Decoder
+from tinyllm.nn.activation import GELU, ReLU, SiLU
+from tinyllm.nn.attention import CausalSelfAttention
+from tinyllm.nn.block import Block
+from tinyllm.nn.container import ModuleDict, ModuleList
+from tinyllm.nn.dropout import Dropout
+from tinyllm.nn.embedding import Embedding
+from tinyllm.nn.linear import Linear
+from tinyllm.nn.mlp import MLP
+from tinyllm.nn.norms import LayerNorm, RMSNorm
+from tinyllm.nn.positional import alibi_bias, rope_cos_sin
+
+# the module types whose forward the Decoder repeats (the GPT itself is checked by GPT.make_decoder)
+PLAIN = frozenset({ModuleDict, ModuleList, Embedding, Dropout, Block, LayerNorm, RMSNorm, CausalSelfAttention,
+                   MLP, Linear, GELU, ReLU, SiLU})
+
+
+def why_not_decodable(model) -> str:
+    """'' when the Decoder reproduces model's eval forward, else the reason it does not (module docstring)."""
+    for name, m in model.named_modules():
+        if m is model:
+            continue
+        if type(m) not in PLAIN:
+            return f"{name} is a {type(m).__name__}, not one of the modules the Decoder repeats"
+        if type(m) is CausalSelfAttention and (m.record or not m.causal):
+            return f"{name} records its attention weights or is not causal"
+    if model.training and model.config.dropout > 0:
+        return "the model is in training mode with dropout"
+    return ""
+
+
+def make_decoder(model, batch_size: int = 1, max_len: int | None = None):
+    """A Decoder over a fresh model.make_cache(batch_size, max_len), or None (see why_not_decodable)."""
+    if why_not_decodable(model):
+        return None
+    cache = model.make_cache(batch_size=batch_size, max_len=max_len)
+    c, n = model.config, cache.max_len
+    dtype, device = model.transformer.wte.weight.dtype, model.device
+    weights = {name: p.data for name, p in model.named_parameters(remove_duplicate=False)}  # tied: both names
+    add = rope = alibi = None
+    if c.pos_encoding == "learned":
+        add = model.transformer.wpe.weight.data[:n]  # (max_len, C)
+    elif c.pos_encoding == "sinusoidal":
+        add = model.pos_table.data[:n]
+    elif c.pos_encoding == "rope":
+        rope = tuple(backend.asarray(a, dtype=dtype, device=device) for a in rope_cos_sin(n, c.head_dim, c.rope_theta))
+    elif c.pos_encoding == "alibi":
+        alibi = backend.asarray(alibi_bias(c.n_head, [0], np.arange(n))[:, 0], dtype=dtype, device=device)  # (nh, n)
+    return Decoder(model, cache, weights, add=add, rope=rope, alibi=alibi)
