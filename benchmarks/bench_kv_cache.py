@@ -22,17 +22,37 @@ a 64-token prompt, greedy decoding.
    the memory allocated (tracemalloc, which sees NumPy's buffers) during a cached generation
    to T tokens and during one uncached forward over T tokens (an uncached generation's largest step).
 
-    OPENBLAS_NUM_THREADS=1 TINYLLM_NUM_THREADS=1 python benchmarks/bench_kv_cache.py          # ~3-8 minutes on one core
+Parts 1-4 decode through the modules (``model(ids, cache=cache)``, ``fast_decode=False``).
+Parts 5-7 measure the raw-array Decoder (tinyllm/inference/decode.py), what ``model.generate``
+uses by default:
+
+5. Speedup at --decode-tokens (1024) generated tokens on several configs (context 1100):
+   ``model.generate`` without the cache (run once), with the cache through the modules and with
+   the Decoder (these two alternated, --decode-repeats times each, medians); all three must give
+   the same tokens.
+6. The curve over N = 128 .. 4096 on the 2-layer, d_model 64 model (context 4160): the Decoder's
+   and the modules' greedy loops timed per token (two runs each, alternated; the median total),
+   against the uncached total, which is integrated from single uncached steps timed at
+   --decode-grid positions (a 4096-token uncached generation would take the better part of an hour).
+7. GPT-2 small's shape (12 layers, d_model 768, 12 heads, vocabulary 50257, random weights):
+   time per decode step (after a 64-token prompt; Decoder and modules alternated) against the
+   time to read its weights once at the memory bandwidth measured here (the fastest of several
+   streaming reads of as many bytes: a Numba SIMD sum and np.sum), with one thread and with every core.
+
+    OPENBLAS_NUM_THREADS=1 TINYLLM_NUM_THREADS=1 python benchmarks/bench_kv_cache.py          # ~6-12 minutes
+    OPENBLAS_NUM_THREADS=1 TINYLLM_NUM_THREADS=1 python benchmarks/bench_kv_cache.py --decode-only  # parts 5-7
     OPENBLAS_NUM_THREADS=1 TINYLLM_NUM_THREADS=1 python benchmarks/bench_kv_cache.py --quick  # seconds, a smoke test
 
-Writes --json (default docs/figures/06_bench_kv_cache.json) and three figures into --figures
-(default docs/figures): 06_bench_speed.png, 06_bench_per_token.png, 06_bench_memory.png.
+Writes --json (default docs/figures/06_bench_kv_cache.json) and four figures into --figures
+(default docs/figures): 06_bench_speed.png, 06_bench_per_token.png, 06_bench_memory.png (parts 2-4)
+and 06_bench_decode.png (parts 5-6).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -113,6 +133,217 @@ def peak_traced(fn) -> int:
     finally:
         tracemalloc.stop()
 
+# ----------------------------------------------------------------------------- parts 5-7: the raw-array Decoder
+
+# name: GPTConfig keywords; every one at context 1100 (a 64-token prompt + 1024 new tokens fit)
+CONFIGS = {
+    "2L x 64, 4 heads, learned": dict(n_layer=2, n_head=4, d_model=64),
+    "4L x 128, 4 heads, learned": dict(n_layer=4, n_head=4, d_model=128, bias=False),
+    "4L x 128, GQA 8q/2kv, rope, rmsnorm, silu": dict(n_layer=4, n_head=8, n_kv_head=2, d_model=128,
+                                                      pos_encoding="rope", norm="rmsnorm", activation="silu",
+                                                      bias=False),
+}
+GPT2_SMALL = dict(vocab_size=50257, context_length=1024, n_layer=12, n_head=12, d_model=768)
+
+
+def random_gpt(**kw):
+    import tinyllm
+    from tinyllm.nn import GPT, GPTConfig
+
+    tinyllm.manual_seed(0)
+    return GPT(GPTConfig(**kw)).eval()
+
+
+def timed(fn):
+    """(fn(), wall seconds, CPU seconds)."""
+    w0, c0 = clock()
+    out = fn()
+    w1, c1 = clock()
+    return out, w1 - w0, c1 - c0
+
+
+def three_ways(model, prompt, n, repeats):
+    """Part 5: greedy generate of n tokens without the cache (once), through the modules' cache and with the
+    Decoder (alternated, `repeats` each): medians of wall and CPU seconds, and whether the tokens agree."""
+    plain, u_wall, u_cpu = timed(lambda: model.generate(prompt, n, temperature=0, use_cache=False))
+    runs, same = {"decoder": [], "modules": []}, True
+    for _ in range(repeats):
+        for name, fast in (("decoder", True), ("modules", False)):
+            out, w, c = timed(lambda: model.generate(prompt, n, temperature=0, fast_decode=fast))
+            same = same and bool((out == plain).all())
+            runs[name].append((w, c))
+    row = dict(n=n, uncached_wall_s=u_wall, uncached_cpu_s=u_cpu, same_tokens=same)
+    for name, r in runs.items():
+        row[f"{name}_wall_s"] = statistics.median(w for w, _ in r)
+        row[f"{name}_cpu_s"] = statistics.median(c for _, c in r)
+        row[f"{name}_speedup_wall"] = u_wall / row[f"{name}_wall_s"]
+        row[f"{name}_speedup_cpu"] = u_cpu / row[f"{name}_cpu_s"]
+    return row
+
+
+def decoder_steps(model, prompt, n):
+    """Wall and CPU seconds of each of n greedy tokens with the Decoder: [prefill + argmax, step, ...]."""
+    dec = model.make_decoder(batch_size=1, max_len=prompt.shape[1] + n)
+    wall, cpu, nxt = [], [], None
+    for _ in range(n):
+        w0, c0 = clock()
+        logits = dec.prefill(prompt) if nxt is None else dec.step(nxt)
+        nxt = logits.argmax(-1)  # greedy: (B, V) -> (B,)
+        w1, c1 = clock()
+        wall.append(w1 - w0)
+        cpu.append(c1 - c0)
+    return wall, cpu
+
+
+def curve(model, prompt, lengths, grid, repeats):
+    """Part 6: for each N in lengths, the seconds of N greedy tokens: Decoder, modules, uncached (integrated)."""
+    P, top = prompt.shape[1], max(lengths)
+    runs = {"decoder": [], "modules": []}
+    for _ in range(2):  # alternated, so both see the same machine
+        runs["decoder"].append(decoder_steps(model, prompt, top))
+        runs["modules"].append(cached_steps(model, prompt, top))
+    ids = np.concatenate([prompt, np.random.default_rng(1).integers(0, model.config.vocab_size, (1, top))], axis=1)
+    positions = [int(t) for t in np.unique(np.geomspace(P, P + top - 1, grid).round())]  # tokens read by a step
+    steps = [uncached_step_at(model, ids, t, repeats) for t in positions]  # (wall, CPU) median each
+    rows = []
+    for n in lengths:
+        reads = np.arange(P, P + n)  # step i reads P + i tokens
+        row = dict(n=n)
+        for k, which in ((0, "wall"), (1, "cpu")):
+            row[f"uncached_{which}_s"] = float(np.interp(reads, positions, [st[k] for st in steps]).sum())
+            for name, r in runs.items():
+                row[f"{name}_{which}_s"] = statistics.median(sum(run[k][:n]) for run in r)
+                row[f"{name}_speedup_{which}"] = row[f"uncached_{which}_s"] / row[f"{name}_{which}_s"]
+        rows.append(row)
+    return dict(rows=rows, uncached_positions=positions, uncached_step_wall_s=[st[0] for st in steps],
+                uncached_step_cpu_s=[st[1] for st in steps])
+
+
+def _stream_kernel():
+    import numba
+
+    # subtle: no cache=True: a script's kernel cached under one module name (imported) fails to load under
+    # another (runpy's, in the tests)
+    @numba.njit(fastmath=True, nogil=True)
+    def stream_sum(a):  # every byte of a read once; fastmath lets LLVM vectorise the sum
+        s = np.float32(0.0)
+        for i in range(a.size):
+            s += a[i]
+        return s
+
+    return stream_sum
+
+
+def read_bandwidth(nbytes: int, threads: int, repeats: int = 7) -> dict:
+    """Bytes/s of the fastest of `repeats` streaming reads of an nbytes float32 array, split over threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stream_sum = _stream_kernel()
+    a = np.ones(nbytes // 4, np.float32)
+    parts = np.array_split(a, threads)
+    stream_sum(parts[0][:16])  # compile
+    best = {"numba_sum": 0.0, "np_sum": 0.0}
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(repeats):
+            for name, fn in (("numba_sum", stream_sum), ("np_sum", np.sum)):
+                w0 = time.perf_counter()
+                list(pool.map(fn, parts))  # NumPy's sum and the Numba kernel both release the GIL
+                best[name] = max(best[name], a.nbytes / (time.perf_counter() - w0))
+    return best
+
+
+def step_times(model, prompt, n, rounds):
+    """Part 7: median wall seconds of a decode step after the prompt, Decoder and modules alternated per round."""
+    P = prompt.shape[1]
+    dec = model.make_decoder(batch_size=1, max_len=P + n)
+    dec.prefill(prompt)
+    cache = model.make_cache(batch_size=1, max_len=P + n)
+    model.next_token_logits(prompt, cache=cache)
+    tok = np.array([7])
+    times = {"decoder": [], "modules": []}
+    for _ in range(rounds):
+        dec.cache.crop(P)
+        for _ in range(n):
+            times["decoder"].append(timed(lambda: dec.step(tok))[1])
+        cache.crop(P)
+        for _ in range(max(2, n // 4)):  # the module path is the slow one: fewer steps
+            times["modules"].append(timed(lambda: model.next_token_logits(tok[:, None], cache=cache))[1])
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def set_threads(n: int) -> None:
+    """n threads for BLAS (threadpoolctl) and for tinyllm's host kernels (TINYLLM_NUM_THREADS, read per call)."""
+    os.environ["TINYLLM_NUM_THREADS"] = str(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+
+
+def decode_parts(args, quick: bool) -> dict:
+    """Parts 5-7 (module docstring); prints as it goes and returns everything measured."""
+    out = {}
+    n, P = (64, 16) if quick else (args.decode_tokens, args.prompt)
+    ctx = P + n + (8 if quick else 12)
+    print(f"5. greedy generate of {n} tokens after a {P}-token prompt, context {ctx}: no cache / cache through the "
+          f"modules / Decoder ({args.decode_repeats} alternated runs each, medians; no cache run once)")
+    print("   config                                       no cache s   modules s  Decoder s   speedup modules  "
+          "speedup Decoder (CPU)   same tokens")
+    out["configs"] = {}
+    for name, kw in CONFIGS.items():
+        model = random_gpt(vocab_size=65, context_length=ctx, **kw)
+        prompt = np.random.default_rng(0).integers(0, 65, (1, P))
+        model.generate(prompt, 4, temperature=0)  # warm-up (Numba's first calls)
+        row = three_ways(model, prompt, n, args.decode_repeats)
+        row["parameters"] = model.num_parameters()
+        out["configs"][name] = row
+        print(f"   {name:<44} {row['uncached_cpu_s']:>10.2f} {row['modules_cpu_s']:>11.3f} "
+              f"{row['decoder_cpu_s']:>10.3f} {row['modules_speedup_cpu']:>16.1f}x "
+              f"{row['decoder_speedup_cpu']:>15.1f}x   {row['same_tokens']}")
+        if not row["same_tokens"]:
+            raise SystemExit(f"{name}: the three generations differ; fix the Decoder before timing it")
+
+    lengths = [16, 32, 64] if quick else [int(x) for x in args.curve.split(",")]
+    model = random_gpt(vocab_size=65, context_length=P + max(lengths), **CONFIGS["2L x 64, 4 heads, learned"])
+    prompt = np.random.default_rng(0).integers(0, 65, (1, P))
+    out["curve"] = curve(model, prompt, lengths, 6 if quick else args.decode_grid, 1 if quick else 3)
+    print(f"6. 2 layers x d_model 64, context {model.config.context_length}: CPU seconds for N greedy tokens "
+          f"(uncached: integrated from single steps timed at {len(out['curve']['uncached_positions'])} positions)")
+    print("        N   uncached s   modules s   Decoder s   speedup modules   speedup Decoder")
+    for r in out["curve"]["rows"]:
+        print(f"   {r['n']:>6} {r['uncached_cpu_s']:>12.2f} {r['modules_cpu_s']:>11.3f} {r['decoder_cpu_s']:>11.3f} "
+              f"{r['modules_speedup_cpu']:>16.1f}x {r['decoder_speedup_cpu']:>16.1f}x")
+
+    model = random_gpt(**{**GPT2_SMALL, **(dict(n_layer=2) if quick else {})})
+    c = model.config
+    prompt = np.random.default_rng(0).integers(0, c.vocab_size, (1, 64))
+    # bytes one decode step reads: every weight once (wte as the tied LM head), not wpe (one row of it)
+    weight_bytes = sum(p.data.nbytes for name, p in model.named_parameters() if "wpe" not in name)
+    cache_bytes = 2 * c.n_layer * c.kv_heads * c.head_dim * 4 * (64 + 16)  # K, V read at ~80 positions
+    print(f"7. GPT-2 small's shape ({c.n_layer} layers, d_model {c.d_model}, {c.n_head} heads, vocabulary "
+          f"{c.vocab_size}, random weights): a decode step reads {weight_bytes / 1e6:.1f} MB of weights "
+          f"(+ {cache_bytes / 1e6:.1f} MB of cached K, V at ~80 positions)")
+    out["gpt2"] = dict(config=c.to_dict(), weight_bytes=weight_bytes, cache_bytes=cache_bytes, threads={})
+    cores = len(os.sched_getaffinity(0))
+    for threads in sorted({1, cores}):
+        set_threads(threads)
+        model.generate(prompt[:, :8], 2, temperature=0)  # warm-up
+        bw = read_bandwidth(weight_bytes, threads, 3 if quick else 7)
+        t = step_times(model, prompt, 8 if quick else 32, 2 if quick else 3)
+        best = max(bw.values())
+        stream_s = weight_bytes / best
+        row = dict(bandwidth=bw, bandwidth_best=best, stream_s=stream_s, **{f"{k}_step_s": v for k, v in t.items()},
+                   ratio=t["decoder"] / stream_s, ratio_modules=t["modules"] / stream_s)
+        out["gpt2"]["threads"][threads] = row
+        print(f"   {threads} thread(s): read bandwidth {best / 1e9:.1f} GB/s (Numba sum {bw['numba_sum'] / 1e9:.1f}, "
+              f"np.sum {bw['np_sum'] / 1e9:.1f}) -> weights streamed once in {1e3 * stream_s:.1f} ms; "
+              f"decode step {1e3 * t['decoder']:.1f} ms with the Decoder (= {row['ratio']:.2f}x that), "
+              f"{1e3 * t['modules']:.1f} ms through the modules ({row['ratio_modules']:.2f}x)")
+    set_threads(1)
+    return out
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="KV cache: decode speed with and without it, time per token, memory")
@@ -123,14 +354,22 @@ def main(argv=None):
     ap.add_argument("--grid", type=int, default=8, help="positions past --max-uncached at which one uncached step "
                     "is timed, for the estimate (default 8)")
     ap.add_argument("--repeats", type=int, default=2, help="timings per grid position, median (default 2)")
+    ap.add_argument("--decode-tokens", type=int, default=1024, help="part 5: tokens generated (default 1024)")
+    ap.add_argument("--decode-repeats", type=int, default=3, help="part 5: runs of each cached way (default 3)")
+    ap.add_argument("--curve", default="128,256,512,1024,2048,4096", help="part 6: generated tokens")
+    ap.add_argument("--decode-grid", type=int, default=12, help="part 6: positions of the timed uncached steps")
+    ap.add_argument("--decode-only", action="store_true", help="parts 5-7 only (the Decoder)")
     ap.add_argument("--quick", action="store_true", help="lengths 16,32,64, 48 uncached: a smoke test")
     ap.add_argument("--json", default=str(ROOT / "docs/figures/06_bench_kv_cache.json"))
     ap.add_argument("--figures", default=str(ROOT / "docs/figures"))
     ap.add_argument("--plot-only", action="store_true", help="redraw the figures from --json, measure nothing")
     args = ap.parse_args(argv)
+    decode_json = Path(args.json).with_name("06_bench_decode.json")  # parts 5-7, beside parts 1-4's
     if args.plot_only:
         result = json.loads(Path(args.json).read_text())
         plot(result, Path(args.figures))
+        if decode_json.exists():
+            plot_decode(json.loads(decode_json.read_text()), Path(args.figures))
         return result
 
     import tinyllm
@@ -142,15 +381,18 @@ def main(argv=None):
         threadpool_limits(1)
     except ImportError:
         print("(threadpoolctl not installed: set OPENBLAS_NUM_THREADS=1 for one BLAS thread)")
+    machine = describe_machine()
+    print(machine["line"])
+    if args.decode_only:
+        return run_decode(args, machine, decode_json)
     lengths = [16, 32, 64] if args.quick else [int(x) for x in args.lengths.split(",")]
     max_unc = 48 if args.quick else args.max_uncached
     P, top = args.prompt, max(lengths)
     model = build_model(context_length=P + top + (0 if args.quick else 256))
     c = model.config
     prompt = np.random.default_rng(0).integers(0, c.vocab_size, (1, P))
-    print(f"model: {c.n_layer} layers, {c.n_head} heads, d_model {c.d_model}, context {c.context_length}, "
-          f"{model.num_parameters() / 1e6:.2f}M parameters; prompt {P} tokens; greedy; one thread; "
-          f"numpy {np.__version__}; {platform.machine()}")
+    print(f"parts 1-4, through the modules: {c.n_layer} layers, {c.n_head} heads, d_model {c.d_model}, context "
+          f"{c.context_length}, {model.num_parameters() / 1e6:.2f}M parameters; prompt {P} tokens; greedy; one thread")
     t_start = time.perf_counter()
 
     # 1. the same tokens, and the library's generate against the step-by-step loops timed below
@@ -160,7 +402,7 @@ def main(argv=None):
     gen = {}
     for use_cache in (True, False):
         w0, c0 = clock()
-        gen[use_cache] = model.generate(prompt, n_check, temperature=0, use_cache=use_cache)
+        gen[use_cache] = model.generate(prompt, n_check, temperature=0, use_cache=use_cache, fast_decode=False)
         w1, c1 = clock()
         gen[use_cache, "s"] = (w1 - w0, c1 - c0)
     same = bool((gen[True] == gen[False]).all())
@@ -229,7 +471,77 @@ def main(argv=None):
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     plot(result, Path(args.figures))
     print(f"wrote {args.json} and {args.figures}/06_bench_*.png ({result['seconds']:.0f} s)")
+    result["decode"] = run_decode(args, machine, decode_json)
     return result
+
+
+def describe_machine() -> dict:
+    """Cores, CPU model, load, library versions: the properties the timings depend on."""
+    import tinyllm
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    try:
+        import threadpoolctl
+
+        blas = ", ".join(f"{i['internal_api']} {i['version']}" for i in threadpoolctl.threadpool_info()
+                         if i["user_api"] == "blas")
+    except ImportError:
+        blas = "?"
+    import numba
+
+    d = dict(cores=len(os.sched_getaffinity(0)), cpu=model, machine=platform.machine(), numpy=np.__version__,
+             numba=numba.__version__, blas=blas, python=platform.python_version(), tinyllm=tinyllm.__version__,
+             load_before=os.getloadavg()[0])
+    d["line"] = (f"machine: {d['cores']} cores, {d['cpu']} ({d['machine']}); numpy {d['numpy']}, numba {d['numba']}, "
+                 f"{blas}; python {d['python']}; load average {d['load_before']:.2f} before the run")
+    return d
+
+
+def run_decode(args, machine: dict, decode_json: Path) -> dict:
+    """Parts 5-7, written to decode_json and drawn into 06_bench_decode.png."""
+    t0 = time.perf_counter()
+    r = decode_parts(args, args.quick)
+    r.update(machine=machine, seconds=time.perf_counter() - t0, load_after=os.getloadavg()[0])
+    decode_json.parent.mkdir(parents=True, exist_ok=True)
+    decode_json.write_text(json.dumps(r, indent=1) + "\n")
+    plot_decode(r, Path(args.figures))
+    print(f"wrote {decode_json} and {args.figures}/06_bench_decode.png ({r['seconds']:.0f} s; load average "
+          f"{r['load_after']:.2f} after)")
+    return r
+
+
+def plot_decode(r, out: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = r["curve"]["rows"]
+    n = [x["n"] for x in rows]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    ax.loglog(n, [x["uncached_cpu_s"] / x["n"] * 1e3 for x in rows], "s--", color="C1", label="no cache (integrated)")
+    ax.loglog(n, [x["modules_cpu_s"] / x["n"] * 1e3 for x in rows], "o-", color="C0", label="cache, through modules")
+    ax.loglog(n, [x["decoder_cpu_s"] / x["n"] * 1e3 for x in rows], "^-", color="C2", label="cache, Decoder")
+    ax.set_xlabel("generated tokens N")
+    ax.set_ylabel("CPU ms per generated token (mean over N)")
+    ax.set_title("2 layers × d_model 64, one thread")
+    ax2.semilogx(n, [x["modules_speedup_cpu"] for x in rows], "o-", color="C0", label="cache, through modules")
+    ax2.semilogx(n, [x["decoder_speedup_cpu"] for x in rows], "^-", color="C2", label="cache, Decoder")
+    for x in rows:
+        ax2.annotate(f"{x['decoder_speedup_cpu']:.0f}×", (x["n"], x["decoder_speedup_cpu"]),
+                     textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax2.axhline(20, color="gray", ls=":", label="target 20× at 1024")
+    ax2.set_xlabel("generated tokens N")
+    ax2.set_ylabel("speedup over no cache (CPU time)")
+    for a in (ax, ax2):
+        a.set_xticks(n, [str(x) for x in n], minor=False)
+        a.minorticks_off()
+        a.grid(alpha=0.3, which="both")
+        a.legend(fontsize=8)
+    fig.savefig(out / "06_bench_decode.png", dpi=120)
+    plt.close(fig)
 
 
 def plot(r, out: Path):

@@ -52,6 +52,8 @@ def test_benchmark_quick_runs_and_reports_the_memory_formula(tmp_path):
     assert r["same_tokens"] and [s["n"] for s in r["speed"]] == [16, 32, 64]
     assert [s["uncached_measured"] for s in r["speed"]] == [True, True, False]  # 64 > 48: estimated, and marked
     assert all(m["cache_bytes"] == m["formula_bytes"] for m in r["memory"])
+    assert all(c["same_tokens"] for c in r["decode"]["configs"].values())  # part 5: no cache, modules, Decoder
+    assert (tmp_path / "06_bench_decode.json").exists()
     for name in ("06_bench_speed.png", "06_bench_per_token.png", "06_bench_memory.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
     again = bench["main"](["--plot-only", "--json", str(tmp_path / "b.json"), "--figures", str(tmp_path / "re")])
