@@ -326,3 +326,21 @@ def test_interrupt_is_one_line_and_a_bug_is_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_train", buggy)
     with pytest.raises(KeyError):  # a bug in tinyllm is not dressed up as a user error
         main(["train"])
+
+
+def test_training_bytes_counts_weights_gradients_moments_and_logits():
+    from tinyllm.nn import GPTConfig
+    from tinyllm.train.memory import training_bytes
+
+    cfg = GPTConfig(vocab_size=65, context_length=64, n_layer=4, n_head=4, d_model=128)
+    assert training_bytes(cfg, 16) == 16 * 802_944 + 8 * 16 * 64 * 65  # the module docstring's example
+
+
+def test_a_run_past_the_memory_or_the_depth_limit_is_refused_before_anything_is_written(tmp_path, capsys):
+    from tinyllm.train.memory import MAX_LAYERS
+
+    out = tmp_path / "run"
+    refused(capsys, ["train", "--out", str(out), *TINY, "--n-layer", str(MAX_LAYERS + 1)], "MAX_LAYERS")
+    refused(capsys, ["train", "--out", str(out), *TINY, "--d-model", str(2**20), "--n-head", "1"], "GiB",
+            "d_model=1048576")
+    assert not out.exists()

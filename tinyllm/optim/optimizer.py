@@ -32,6 +32,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tinyllm import backend
@@ -172,15 +174,22 @@ class Optimizer:
             p = by_index.get(int(key))
             if p is None:
                 raise ValueError(f"loaded state dict has state for parameter {key}, which no group holds")
-            state[p] = {name: _to_param(value, p) for name, value in saved.items()}
+            state[p] = {name: _to_param(value, p, f"the state {name!r} of parameter {key}")
+                        for name, value in saved.items()}
 
-        for group, saved in zip(self.param_groups, saved_groups):
+        updates = []
+        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             for k, v in saved.items():
                 if k == "params":
                     continue
                 if isinstance(v, list) and isinstance(self.defaults.get(k), tuple):
                     v = tuple(v)  # JSON has no tuples: betas come back as a list
-                group[k] = v
+                if k in group and not _like(v, group[k]):
+                    raise ValueError(f"loaded state dict: parameter group {i} has {k}={v!r}, where this optimizer "
+                                     f"holds {group[k]!r}; the file is damaged or from another optimizer")
+                updates.append((group, k, v))
+        for group, k, v in updates:  # nothing changes until everything is checked
+            group[k] = v
         self.state = state
 
     def __repr__(self) -> str:
@@ -193,12 +202,33 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
-def _to_param(value, p: Tensor):
-    """A saved state value as p's state: arrays copied onto p's device (floats in p's dtype)."""
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _like(value, current) -> bool:
+    """Whether a loaded hyperparameter may replace `current`: a finite number for a number, a bool for a
+    bool, a tuple of as many numbers for a tuple (anything for other values)."""
+    if isinstance(current, bool):
+        return isinstance(value, bool)
+    if _number(current):
+        return _number(value)
+    if isinstance(current, tuple):
+        return isinstance(value, tuple) and len(value) == len(current) and all(map(_number, value))
+    return True
+
+
+def _to_param(value, p: Tensor, what: str):
+    """A saved state value as p's state: an array of p's shape, copied onto p's device in p's dtype
+    (Adam's moments, a momentum buffer), or a finite number (a step count); anything else is refused."""
     if isinstance(value, Tensor):
         value = value.data
     if backend.is_array(value):
-        dtype = p.dtype if np.dtype(value.dtype).kind == "f" else None
+        if tuple(value.shape) != tuple(p.shape):
+            raise ValueError(f"loaded state dict: {what} has shape {tuple(value.shape)}, the parameter "
+                             f"{tuple(p.shape)}; the state belongs to another model")
         arr = backend.asarray(value, device=p.device)
-        return arr.astype(dtype or arr.dtype, copy=True)  # a copy: never share buffers with the source
+        return arr.astype(p.dtype, copy=True)  # a copy: never share buffers with the source
+    if not _number(value):
+        raise ValueError(f"loaded state dict: {what} is {value!r}, expected an array or a finite number")
     return value

@@ -95,10 +95,29 @@ class WarmupCosine:
                 "min_lr_ratio": self.min_lr_ratio}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the counter and settings, and set the groups' rates for that step."""
-        self.last_step = int(state_dict["last_step"])
-        self.base_lrs = list(state_dict["base_lrs"])
-        self.warmup_steps = state_dict["warmup_steps"]
-        self.max_steps = state_dict["max_steps"]
-        self.min_lr_ratio = state_dict["min_lr_ratio"]
+        """Restore the counter and settings, and set the groups' rates for that step.
+
+        A state that could not have been saved (a negative step, a rate that is not a finite number,
+        one rate too few for the groups) is a ValueError, and nothing changes.
+        """
+        d = state_dict
+        last_step, base_lrs = d["last_step"], d["base_lrs"]
+        warmup_steps, max_steps, min_lr_ratio = d["warmup_steps"], d["max_steps"], d["min_lr_ratio"]
+
+        def count(x):
+            return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+        def rate(x):
+            return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+        n = len(self.optimizer.param_groups)
+        if not (count(last_step) and count(warmup_steps) and count(max_steps) and warmup_steps <= max_steps
+                and isinstance(base_lrs, list) and len(base_lrs) == n and all(map(rate, base_lrs))
+                and rate(min_lr_ratio) and min_lr_ratio <= 1):
+            shown = {k: d[k] for k in ("last_step", "base_lrs", "warmup_steps", "max_steps", "min_lr_ratio")}
+            raise ValueError(f"WarmupCosine.load_state_dict: expected integer steps >= 0 with warmup_steps <= "
+                             f"max_steps, one finite learning rate >= 0 per group ({n}) and min_lr_ratio in [0, 1]; "
+                             f"got {str(shown)[:300]}")
+        self.last_step, self.base_lrs = last_step, list(base_lrs)
+        self.warmup_steps, self.max_steps, self.min_lr_ratio = warmup_steps, max_steps, min_lr_ratio
         self._apply()

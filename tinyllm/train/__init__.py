@@ -5,6 +5,7 @@
     prepare, RunPlan                every check, before a file is written (loop.py)
     save_checkpoint, load_checkpoint, read_metrics, load_run            (checkpoint.py)
     train_or_load, ReusedRun        reuse a finished run, else train    (reuse.py)
+    check_fits                      the least memory a run needs        (memory.py)
 """
 
 from tinyllm.train.checkpoint import load_checkpoint, load_run, read_metrics, save_checkpoint

@@ -90,6 +90,26 @@ def restore_rng(state: dict, data_rng, device: str) -> None:
         backend.set_rng_state(state["rng"]["tinyllm"], device)
 
 
+def restore_training_state(state: dict, out_dir, *, model, optimizer, scheduler, data_rng, device: str) -> int:
+    """Load a checkpoint's model, optimizer, schedule and generators into freshly built ones -> its step.
+
+    Every piece is checked as it loads (shapes, dtypes, numbers where numbers belong), so a checkpoint
+    that was damaged or edited is a CheckpointError here, before the run writes anything, not a
+    failure in the middle of its first step.
+    """
+    try:  # as in torch: build everything, then load each piece's state
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state, data_rng, device)
+        return int(state["step"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError) as e:
+        # subtle: the errors of reading a damaged file's values, not of tinyllm's code: the checkpoint is the input
+        why = " ".join(str(e).split())[:300] or type(e).__name__
+        raise CheckpointError(f"{Path(out_dir) / CKPT_NAME} does not hold a usable training state ({why}); "
+                              f"start again without --resume, or restore the file from a backup") from e
+
+
 def _records(path) -> list[dict]:
     """The records of a metrics.jsonl; a torn last line (a run killed mid-write) is dropped."""
     path = Path(path)

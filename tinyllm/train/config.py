@@ -23,7 +23,12 @@ Presets:
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import os
+import typing
 from dataclasses import dataclass
+
+import numpy as np
 
 from tinyllm.nn.config import GPTConfig
 
@@ -56,6 +61,12 @@ class TrainConfig:
             if not ok:
                 raise ValueError(f"TrainConfig: {msg}")
 
+        # the types first (a config read back from a checkpoint may hold anything), then the ranges
+        for f in dataclasses.fields(self):
+            value, kinds = getattr(self, f.name), _TYPES[f.name]
+            plain = _plain(value, kinds)
+            need(plain is not _WRONG, f"{f.name} must be {' or '.join(_name(k) for k in kinds)}, got {value!r}")
+            object.__setattr__(self, f.name, plain)  # subtle: frozen, so set it like this
         for name in ("batch_size", "max_iters", "eval_interval", "eval_iters", "log_interval"):
             value = getattr(self, name)
             need(isinstance(value, int) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
@@ -70,6 +81,7 @@ class TrainConfig:
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         need(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
         need(self.sample_tokens >= 0, f"sample_tokens must be >= 0, got {self.sample_tokens}")
+        need(self.seed >= 0, f"seed must be an integer >= 0, got {self.seed}")
         tok = self.tokenizer
         need(tok == "char" or (tok.startswith("bpe:") and tok[4:].isdigit()),
              f"tokenizer must be 'char' or 'bpe:VOCAB' (e.g. 'bpe:512'), got {tok!r}")
@@ -92,6 +104,35 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: unknown fields {unknown}; known: {sorted(known)}")
         return cls(**d)
 
+
+_WRONG = object()
+
+
+def _plain(value, kinds: tuple):
+    """`value` as the plain JSON-able type of a field that allows `kinds`, or _WRONG.
+
+    A path is its string, a NumPy integer an int, an int stays an int where a float is allowed;
+    a bool is never a number: _plain(Path("a.txt"), (str,)) -> "a.txt", _plain(True, (int,)) -> _WRONG
+    """
+    if value is None:
+        return None if type(None) in kinds else _WRONG
+    if isinstance(value, (bool, np.bool_)):
+        return _WRONG
+    if str in kinds and isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    if int in kinds and isinstance(value, numbers.Integral):
+        return int(value)
+    if float in kinds and isinstance(value, numbers.Real):
+        return value if isinstance(value, (int, float)) else float(value)
+    return _WRONG
+
+
+def _name(kind) -> str:
+    return "None" if kind is type(None) else {int: "an integer", float: "a number", str: "a string"}[kind]
+
+
+# each field's allowed types, from its annotation: {"lr_decay_iters": (int, NoneType), "min_lr": (float,), ...}
+_TYPES = {name: typing.get_args(hint) or (hint,) for name, hint in typing.get_type_hints(TrainConfig).items()}
 
 # Model fields a preset sets; vocab_size is filled in from the tokenizer.
 # nanoGPT's CPU model (0.8M parameters at a vocabulary of 65), for both presets

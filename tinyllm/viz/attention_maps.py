@@ -225,7 +225,7 @@ def add_subcommand(sub) -> None:
 
 
 def _fail(msg: str) -> int:
-    print(f"tinyllm attention: {msg}", file=sys.stderr)
+    print(f"tinyllm attention: {' '.join(str(msg).split())}", file=sys.stderr)  # one line
     return 2
 
 

@@ -163,7 +163,7 @@ def add_subcommand(sub) -> None:
 
 
 def _fail(message: str) -> int:
-    print(f"tinyllm kv-viz: {message}", file=sys.stderr)
+    print(f"tinyllm kv-viz: {' '.join(str(message).split())}", file=sys.stderr)  # one line
     return 2
 
 

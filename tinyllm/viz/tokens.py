@@ -117,7 +117,7 @@ def tokenize_command(args) -> int:
     """`tinyllm tokenize TEXT [--vocab FILE | --gpt2-ranks FILE] [--html FILE] [--no-color]
     [--max-tokens N] [--start-token S]`: 0, or 2 on an error (one line on stderr)."""
     def fail(message) -> int:
-        print(f"tinyllm tokenize: {message}", file=sys.stderr)
+        print(f"tinyllm tokenize: {' '.join(str(message).split())}", file=sys.stderr)  # one line
         return 2
 
     vocab = getattr(args, "vocab", None)

@@ -41,7 +41,7 @@ def run(args) -> int:
     try:
         model, tok = load_run(ckpt, trust_pattern=getattr(args, "trust_pattern", False))
     except (OSError, ValueError) as e:
-        print(f"tinyllm dashboard: {e}", file=sys.stderr)
+        print(f"tinyllm dashboard: {' '.join(str(e).split())}", file=sys.stderr)  # one line
         return 2
     except KeyError as e:  # a config or tokenizer file missing a field
         print(f"tinyllm dashboard: cannot load {ckpt}: field {e} is missing from one of its files", file=sys.stderr)
