@@ -340,7 +340,8 @@ def test_random_flags_of_the_other_commands_work_or_are_refused(runs, work, caps
                 "attention": ["attention", "--ckpt", runs.char, "--prompt", "the cat", "--out", ex / "a.png"]}[command]
         for flag in data.draw(st.lists(st.sampled_from(flags), min_size=1, max_size=3, unique=True)):
             v = data.draw(value)
-            argv += [flag, ex / "o" / v.lstrip("/") if flag in ("--html", "--out", "--prompts") else v]  # files stay in ex
+            # a file flag's value is a path inside ex, whatever the text ("", " ", "/", ".."): nothing lands elsewhere
+            argv += [flag, ex / "o" / v.lstrip("/") if flag in ("--html", "--out", "--prompts") else v]
         check(capsys, work, argv, command, may_change=[ex])
 
 

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from tinyllm import backend
 from tinyllm.autograd import enable_grad, zero_grads
 from tinyllm.tensor import Tensor

@@ -23,7 +23,6 @@ import os
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.pretrained import min_parameters
 
-
 MAX_LAYERS = 1024  # the deepest published LLMs have about 120 layers
 
 
