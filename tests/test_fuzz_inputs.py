@@ -341,7 +341,8 @@ def test_random_flags_of_the_other_commands_work_or_are_refused(runs, work, caps
         for flag in data.draw(st.lists(st.sampled_from(flags), min_size=1, max_size=3, unique=True)):
             v = data.draw(value)
             # a file flag's value is a path inside ex, whatever the text ("", " ", "/", ".."): nothing lands elsewhere
-            argv += [flag, ex / "o" / v.lstrip("/").replace("..", "__") if flag in ("--html", "--out", "--prompts") else v]
+            inside = ex / "o" / v.lstrip("/").replace("..", "__")
+            argv += [flag, inside if flag in ("--html", "--out", "--prompts") else v]
         check(capsys, work, argv, command, may_change=[ex])
 
 
