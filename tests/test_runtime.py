@@ -67,3 +67,72 @@ def test_one_blas_thread_without_threadpoolctl_yields_false_and_prints_nothing(m
         assert limited is False
     assert capsys.readouterr().out == ""  # the caller says so if it cares: runtime.ONE_BLAS_THREAD_HINT
     assert "threadpoolctl" in runtime.ONE_BLAS_THREAD_HINT
+
+
+def _feed(tuner, speeds_by_n, records, step0=0):
+    """Feed the tuner `records` metrics records whose tokens_per_s depends on the thread count in force."""
+    for i in range(records):
+        tuner.observe(step0 + i, {"tokens_per_s": speeds_by_n[tuner.n]})
+
+
+def test_thread_tuner_keeps_the_fastest_count_and_reprobes_when_the_machine_changes():
+    pytest.importorskip("threadpoolctl")
+    from threadpoolctl import threadpool_info
+
+    from tinyllm.functional import kernels
+
+    before = [p["num_threads"] for p in threadpool_info()]
+    with runtime.ThreadTuner(cores=4, trial=3, drift=0.25, every=50, warmup=1) as tuner:
+        assert tuner.candidates == [1, 2, 4] and tuner.n == 1
+        assert kernels.num_threads() == 1
+        tuner.observe(0, {"tokens_per_s": 1.0})  # warmup: compiling, ignored
+        idle = {4: 300.0, 2: 200.0, 1: 100.0}
+        _feed(tuner, idle, 9)  # three records per candidate
+        assert [n for _, n, _ in tuner.history] == [1, 2, 4] and tuner.n == 4
+        assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"][0] == 4
+        _feed(tuner, idle, 5)
+        assert tuner.n == 4 and len(tuner.history) == 3  # steady: no new probe
+        busy = {4: 50.0, 2: 120.0, 1: 110.0}  # another process took cores: 4 threads now crawl
+        _feed(tuner, busy, 1)
+        assert tuner._mode == "watch"  # one slow record (an evaluation's, say) is not enough
+        _feed(tuner, busy, 1)  # two of the last three: their median is below 0.75 x 300, a new probe
+        assert tuner._mode == "probe" and tuner.n == 1
+        _feed(tuner, busy, 9)
+        assert tuner.n == 2 and [n for _, n, _ in tuner.history[-3:]] == [1, 2, 4]
+        _feed(tuner, busy, 49)
+        assert tuner.n == 2
+        _feed(tuner, busy, 1)  # after `every` records it probes again (the machine may be idle again)
+        assert tuner._mode == "probe" and tuner.n == 1
+        tuner.observe(99, {"step": 99})  # a record without a throughput (an evaluation) changes nothing
+        assert tuner.observe(100, {"tokens_per_s": 1.0}) is False  # never asks the run to stop
+    assert kernels._chosen_threads is None
+    assert [p["num_threads"] for p in threadpool_info()][:len(before)] == before  # restored
+
+
+def test_kernel_thread_count_is_checked():
+    from tinyllm.functional import kernels
+
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="integer >= 1 or None"):
+            kernels.set_num_threads(bad)
+    kernels.set_num_threads(3)
+    try:
+        assert kernels.num_threads() == 3
+    finally:
+        kernels.set_num_threads(None)
+
+
+def test_tinyllm_train_tunes_threads_and_restores_them(tmp_path, capsys):
+    pytest.importorskip("threadpoolctl")
+    from threadpoolctl import threadpool_info
+
+    from tinyllm.cli import main
+    from tinyllm.functional import kernels
+
+    before = [p["num_threads"] for p in threadpool_info()]
+    argv = ["train", "--out", str(tmp_path / "run"), "--max-iters", "40", "--log-interval", "2", "--eval-interval",
+            "40", "--eval-iters", "1", "--sample-tokens", "0", "--no-progress", "--n-layer", "1", "--n-head", "2",
+            "--d-model", "16", "--context-length", "16", "--batch-size", "2"]
+    assert main(argv) == 0
+    assert kernels._chosen_threads is None
+    assert [p["num_threads"] for p in threadpool_info()][:len(before)] == before

@@ -44,6 +44,15 @@ def test_a_run_writes_metrics_checkpoint_and_model(tmp_path):
     assert ckpt["step"] == 12 and ckpt["model_config"]["vocab_size"] == result.tokenizer.vocab_size
 
 
+def test_the_library_trains_quietly_and_logs_where_asked(tmp_path, capsys):
+    train(tiny_config(tmp_path / "a"), TINY_MODEL)  # no log, no progress: nothing on the terminal
+    assert capsys.readouterr() == ("", "")
+    lines = []
+    train(tiny_config(tmp_path / "b"), TINY_MODEL, log=lines.append)
+    assert capsys.readouterr() == ("", "")
+    assert "step 5: train loss" in "\n".join(lines) and lines[0].startswith("model: ")
+
+
 def test_training_lowers_the_loss(tmp_path):
     cfg = tiny_config(tmp_path, max_iters=60, eval_interval=60, eval_iters=4, batch_size=8, log_interval=20)
     train(cfg, dict(TINY_MODEL, dropout=0.0), progress=False, log=lambda *_: None)

@@ -27,8 +27,9 @@ Errors: a command that fails on its input (a bad flag, file, checkpoint or folde
 regex tinyllm does not know is refused, since a hostile regex can hang the process; this runs it anyway.
 
 `tinyllm train` and `tinyllm demo` set a process-wide malloc option before they train
-(tinyllm.runtime.keep_host_memory: freed memory is reused, not faulted in again each step);
-the library never changes the process it runs in, the command does, here.
+(tinyllm.runtime.keep_host_memory: freed memory is reused, not faulted in again each step), and
+`tinyllm train` chooses its BLAS and kernel thread counts by timing its own steps
+(tinyllm.runtime.ThreadTuner); the library never changes the process it runs in, the command does, here.
 
 Every subcommand imports what it needs when it runs, so `tinyllm --help` costs little more than
 `import tinyllm` itself (most of that is Numba's import: `python -X importtime -m tinyllm --help`).
@@ -187,8 +188,9 @@ def _train(args) -> int:
     from tinyllm import runtime
 
     runtime.keep_host_memory()  # process-wide, the command's choice: reuse freed memory between steps
-    result = train(cfg, fields, resume=args.resume, progress=not args.no_progress, log=print,
-                   skip_nonfinite=args.skip_nonfinite, plan=plan)
+    with runtime.ThreadTuner() as threads:  # BLAS and kernel threads, chosen by timing this run's steps
+        result = train(cfg, fields, resume=args.resume, progress=not args.no_progress, log=print,
+                       skip_nonfinite=args.skip_nonfinite, plan=plan, on_step=threads.observe)
     print(f"checkpoint: {result.out_dir}  (sample with: tinyllm sample --ckpt {result.out_dir})")
     if cfg.sample_tokens and not result.stopped_early:
         print("\n--- a sample (temperature 0.8, top-k 200) ---")
@@ -229,7 +231,7 @@ def _sample(args) -> int:
     try:
         model, tok = load_run(args.ckpt, trust_pattern=args.trust_pattern)
     except (OSError, ValueError) as e:
-        print(f"tinyllm sample: {e}", file=sys.stderr)
+        print(f"tinyllm sample: {_one_line(e)}", file=sys.stderr)
         return 2
 
     knobs = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
@@ -238,7 +240,7 @@ def _sample(args) -> int:
     try:
         check_sampling_args(**knobs)
     except ValueError as e:
-        print(f"tinyllm sample: {e}", file=sys.stderr)
+        print(f"tinyllm sample: {_one_line(e)}", file=sys.stderr)
         return 2
     try:
         for i in range(args.num_samples):
@@ -249,7 +251,7 @@ def _sample(args) -> int:
             if i + 1 < args.num_samples:
                 print("---------------")
     except (KeyError, ValueError) as e:
-        print(f"tinyllm sample: {e}", file=sys.stderr)
+        print(f"tinyllm sample: {_one_line(e)}", file=sys.stderr)
         return 2
     return 0
 

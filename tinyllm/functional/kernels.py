@@ -54,8 +54,22 @@ kernel = functools.partial(numba.njit, fastmath=FASTMATH, cache=True, nogil=True
 _MIN_SPLIT = 1 << 17  # elements: below this a hand-off to another thread costs more than it saves
 
 
+_chosen_threads: int | None = None  # set_num_threads: a program's choice (tinyllm.runtime.ThreadTuner)
+
+
+def set_num_threads(n: int | None) -> None:
+    """Use n threads for the host kernels from now on (None: back to num_threads()'s default)."""
+    global _chosen_threads
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"the kernel thread count must be an integer >= 1 or None, got {n!r}")
+    _chosen_threads = n
+
+
 def num_threads() -> int:
-    """Threads for the host kernels: TINYLLM_NUM_THREADS, else the cores this process may use."""
+    """Threads for the host kernels: set_num_threads's choice, else TINYLLM_NUM_THREADS, else the cores
+    this process may use."""
+    if _chosen_threads is not None:
+        return _chosen_threads
     n = os.environ.get("TINYLLM_NUM_THREADS")
     return max(1, int(n)) if n else len(os.sched_getaffinity(0))
 

@@ -48,11 +48,12 @@ from tinyllm.optim import AdamW, WarmupCosine, clip_grad_norm_
 from tinyllm.serialization import CheckpointError
 from tinyllm.train.checkpoint import (
     load_checkpoint,
-    restore_rng,
+    restore_training_state,
     save_checkpoint,
     truncate_metrics,
 )
 from tinyllm.train.config import TrainConfig
+from tinyllm.train.memory import check_fits
 
 
 @dataclass
@@ -182,6 +183,7 @@ def prepare(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progr
         if len(part) < T + 1:
             raise ValueError(f"the {name} split has {len(part)} tokens, fewer than context_length + 1 = {T + 1}: "
                              f"use more data, a smaller context_length or another val_fraction")
+    check_fits(model_config, cfg.batch_size, device)  # n_layer=10**12 is a message, not days of building
     return RunPlan(cfg=cfg, device=device, state=state, tokenizer=tok, splits=splits, model_config=model_config,
                    resume=resume)
 
@@ -214,9 +216,6 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
     model_config = plan.model_config
     out_dir = Path(cfg.out_dir)
     T = model_config.context_length
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if state is None:
-        save_tokenizer(tok, out_dir)
 
     tinyllm.manual_seed(cfg.seed)
     data_rng = np.random.default_rng(cfg.seed)
@@ -224,16 +223,18 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
         model = GPT(model_config)
     opt, sched = make_optimizer(model, cfg)
     start = 0
-    if state is not None:  # as in torch: build everything, then load each piece's state
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+    if state is not None:
+        start = restore_training_state(state, out_dir, model=model, optimizer=opt, scheduler=sched,
+                                       data_rng=data_rng, device=device)
         sched.max_steps = cfg.decay_iters  # a run extended with a larger max_iters decays to its new end
-        restore_rng(state, data_rng, device)
-        start = int(state["step"])
+    # the first write: everything above may still refuse the run
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if state is None:
+        save_tokenizer(tok, out_dir)
+        if (out_dir / "metrics.jsonl").exists():
+            (out_dir / "metrics.jsonl").unlink()  # a fresh run in an old folder starts a fresh log
+    else:
         truncate_metrics(out_dir / "metrics.jsonl", start)
-    elif (out_dir / "metrics.jsonl").exists():
-        (out_dir / "metrics.jsonl").unlink()  # a fresh run in an old folder starts a fresh log
 
     def checkpoint(step):
         save_checkpoint(out_dir, step=step, model=model, optimizer=opt, scheduler=sched, data_rng=data_rng,
@@ -247,6 +248,7 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.max_iters, initial=start, disable=not progress, dynamic_ncols=True, unit="it")
+    say = bar.write if progress else log  # status lines: above the bar, or to `log` (quiet by default)
     metrics = open(out_dir / "metrics.jsonl", "a")
     t_begin = time.perf_counter()
     t_last, tokens_since = t_begin, 0
@@ -268,14 +270,14 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
                        "lr": sched.get_last_lr()[0], "elapsed_s": time.perf_counter() - t_begin, "eval": True}
                 metrics.write(json.dumps(rec) + "\n")
                 metrics.flush()
-                bar.write(f"step {step}: train loss {last_eval['train']:.4f}, val loss {last_eval['val']:.4f}")
+                say(f"step {step}: train loss {last_eval['train']:.4f}, val loss {last_eval['val']:.4f}")
                 checkpoint(step)
             if is_last:
                 break
             if stopper.requested or stopped:
                 checkpoint(step)
                 stopped = True
-                bar.write(f"stopped at step {step}; checkpoint in {out_dir} (continue with --resume)")
+                say(f"stopped at step {step}; checkpoint in {out_dir} (continue with --resume)")
                 break
 
             x, y = get_batch(splits["train"], cfg.batch_size, T, data_rng)
@@ -290,7 +292,7 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
                         f"step {step}: the loss ({loss.item()}) or gradient norm ({norm.item()}) is not finite; "
                         f"stopped without writing a checkpoint (the last good one in {out_dir} is kept): "
                         f"try a lower learning_rate, or skip such steps with --skip-nonfinite")
-                bar.write(f"step {step}: non-finite loss or gradient norm; step skipped (--skip-nonfinite)")
+                say(f"step {step}: non-finite loss or gradient norm; step skipped (--skip-nonfinite)")
             else:
                 opt.step()
             opt.zero_grad()
