@@ -14,7 +14,9 @@ neither is timed while the other's thread pool is still spinning. Printed: the
 median time of each, and the median (and quartiles) of the per-round ratio
 tinyllm / PyTorch; below 1.0 means tinyllm is faster.
 
-    python benchmarks/bench_autograd.py                       # both shapes of the issue
+    python benchmarks/bench_autograd.py                       # both shapes: (12, 64, 128), nanoGPT's CPU recipe,
+                                                              # and (16, 256, 384), the context and width of its
+                                                              # shakespeare-char GPU model at batch 16
     python benchmarks/bench_autograd.py --shapes 12,64,128 --repeats 50
     python benchmarks/bench_autograd.py --device cuda         # CuPy vs torch CUDA, on a GPU machine
 """

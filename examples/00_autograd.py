@@ -5,13 +5,14 @@ graph tinyllm recorded: every tensor with its value (data) and dL/d(tensor)
 (grad), every Function as the op between them. Then checks each gradient
 against a central finite difference.
 
-    python examples/00_autograd.py            # writes docs/figures/00_autograd_graph.png
+    python examples/00_autograd.py            # writes docs/figures/00_autograd_graph.png and 00_autograd.json
     python examples/00_autograd.py --quick    # the same (it is already quick); for CI
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import matplotlib
@@ -106,7 +107,11 @@ def main(argv=None) -> dict:
         report[name] = (t[name].grad.item(), fd)
         print(f"{name:>6} {t[name].grad.item():+12.6f} {fd:+12.6f}")
     draw(t, args.out)
-    print(f"wrote {args.out}")
+    numbers = args.out.with_name("00_autograd.json")  # the numbers, next to the figure
+    numbers.write_text(json.dumps(dict(command="python examples/00_autograd.py", values=values, o=t["o"].item(),
+                                       gradients={k: dict(backward=b, finite_difference=fd)
+                                                  for k, (b, fd) in report.items()}), indent=1) + "\n")
+    print(f"wrote {args.out} and {numbers}")
     return report
 
 

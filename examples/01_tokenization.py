@@ -12,13 +12,15 @@
 4. The split pattern: gpt2 vs gpt4 vs no pre-split at one vocabulary size.
 5. One held-out passage cut by several vocabularies (tinyllm.tokenizer.visualize).
 
-    python examples/01_tokenization.py            # the chapter's numbers and figures (docs/figures/01_*.png)
+    python examples/01_tokenization.py            # the chapter's numbers and figures (docs/figures/01_*.png,
+                                                  # the numbers also in docs/figures/01_tokenization.json)
     python examples/01_tokenization.py --quick    # a slice of the text and small vocabularies (CI)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections import Counter
@@ -172,6 +174,15 @@ def plot_merges(replayed, path: Path) -> None:
 
 # ----------------------------------------------------------------------------- main
 
+def jsonable(obj):
+    """json.dumps's fallback: token bytes as text (undecodable bytes as \\xNN), NumPy numbers as Python ones."""
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "backslashreplace")
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
 def gpt2_or_none():
     data_dir = os.environ.get("TINYLLM_DATA_DIR")
     if data_dir and (Path(data_dir) / "gpt2.tiktoken").is_file():
@@ -262,10 +273,15 @@ def main(argv=None) -> dict:
           + f"; in the training text: {PROBE in train}")
 
     seconds = time.perf_counter() - t_start
-    print(f"\nfigures in {args.out}/01_*.png; {seconds:.1f} s")
-    return dict(rows=rows, gpt2=gpt2, prefix=prefix, overlap=overlap, replayed=replayed, patterns=pats,
-                lengths={k: (float(v[0].mean()), float(v[1].mean())) for k, v in lengths.items()},
-                probe_tokens=[len(v) for v in views], seconds=seconds)
+    report = dict(rows=rows, gpt2=gpt2, prefix=prefix, overlap=overlap, replayed=replayed, patterns=pats,
+                  lengths={k: (float(v[0].mean()), float(v[1].mean())) for k, v in lengths.items()},
+                  one_byte={k: float((v[1] == 1).mean()) for k, v in lengths.items()},
+                  probe_tokens=[len(v) for v in views], seconds=seconds)
+    saved = dict(command="python examples/01_tokenization.py" + (" --quick" if args.quick else ""), **report,
+                 longest=[t.decode("utf-8", "replace") for t in longest])
+    (args.out / "01_tokenization.json").write_text(json.dumps(saved, indent=1, default=jsonable) + "\n")
+    print(f"\nfigures in {args.out}/01_*.png, numbers in 01_tokenization.json; {seconds:.1f} s")
+    return report
 
 
 if __name__ == "__main__":

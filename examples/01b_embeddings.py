@@ -20,7 +20,8 @@ The preset ties the embedding to the output layer (GPT-2's choice, as nanoGPT):
 each row is both how a character is read and how it is predicted.
 
     python examples/01b_embeddings.py                    # trains (~1-2 min on 2 cores),
-                                                         # figures in docs/figures/01b_*.png
+                                                         # figures in docs/figures/01b_*.png,
+                                                         # numbers in docs/figures/01b_embeddings.json
     python examples/01b_embeddings.py --ckpt out/sc      # analyse a run of
                                                          # `tinyllm train --preset shakespeare-char-cpu --out out/sc`
     python examples/01b_embeddings.py --quick            # a tiny model, a few steps (CI)
@@ -29,6 +30,8 @@ each row is both how a character is read and how it is predicted.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -215,28 +218,66 @@ def plot_heatmaps(mats, titles, chars, order, labels, path: Path) -> None:
     plt.close(fig)
 
 
+def label_offsets(ax, xy: np.ndarray, texts: list[str], fontsize: float) -> list[tuple[float, float]]:
+    """(dx, dy) in points for each point's label, so that no label overlaps another label or any point: each
+    label tries the spots just beside its point first, then rings of growing radius (greedy, in the order given)."""
+    pts = ax.transData.transform(xy) * 72 / ax.figure.dpi  # (N, 2) in points
+    placed = [(px - 2.5, py - 2.5, px + 2.5, py + 2.5) for px, py in pts]  # the dots themselves
+    rings = [(r, math.radians(a)) for r in (1, 5, 10, 16, 23, 31, 40, 50) for a in range(0, 360, 30)]
+    out = []
+    for (px, py), text in zip(pts, texts):
+        w, h = 0.62 * fontsize * max(len(text), 1) + 1, fontsize + 1
+        for r, a in rings:
+            dx, dy = math.cos(a) * (r + w / 2 + 2), math.sin(a) * (r + h / 2 + 2)
+            box = (px + dx - w / 2, py + dy - h / 2, px + dx + w / 2, py + dy + h / 2)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        out.append((dx, dy))
+    return out
+
+
 def plot_pca(panels, chars, labels, path: Path) -> None:
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.6))
+    """One scatter per panel: a dot per character, its label beside it (with a thin line when pushed away)."""
+    fontsize = 11
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 5.6))
     axes = np.atleast_1d(axes)
     colors = {g: f"C{k}" for k, g in enumerate(GROUPS)}
+    texts = [show(c) for c in chars]
     for ax, (title, (xy, var)) in zip(axes, panels):
-        for (x, y), c, g in zip(xy, chars, labels):
-            ax.text(x, y, show(c), color=colors[g], ha="center", va="center", fontsize=10, family="monospace",
-                    parse_math=False)
-        pad = 0.08 * (xy.max(axis=0) - xy.min(axis=0))
+        pad = 0.1 * (xy.max(axis=0) - xy.min(axis=0))
         ax.set_xlim(xy[:, 0].min() - pad[0], xy[:, 0].max() + pad[0])
         ax.set_ylim(xy[:, 1].min() - pad[1], xy[:, 1].max() + pad[1])
-        ax.set_xlabel(f"PC1 ({var[0]:.0%} of the variance)")
-        ax.set_ylabel(f"PC2 ({var[1]:.0%})")
-        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(f"PC1 ({var[0]:.0%} of the variance)", fontsize=11)
+        ax.set_ylabel(f"PC2 ({var[1]:.0%})", fontsize=11)
+        ax.set_title(title, fontsize=12)
+        ax.tick_params(labelsize=10)
         ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], ls="", marker="s", color=colors[g], label=g) for g in GROUPS if g in set(labels)]
-    axes[-1].legend(handles=handles, fontsize=8, loc="best")
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    handles = [plt.Line2D([], [], ls="", marker="o", color=colors[g], label=g) for g in GROUPS if g in set(labels)]
+    fig.legend(handles=handles, fontsize=10, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))  # first the layout, then the labels: their spacing is in points
+    for ax, (title, (xy, var)) in zip(axes, panels):
+        order = np.argsort(-np.linalg.norm(xy - np.median(xy, axis=0), axis=1))  # outliers first: they keep their spot
+        offsets = label_offsets(ax, xy[order], [texts[i] for i in order], fontsize)
+        for i, (dx, dy) in zip(order, offsets):
+            color = colors[labels[i]]
+            ax.plot(*xy[i], "o", ms=3, color=color)
+            ax.annotate(texts[i], xy[i], xytext=(dx, dy), textcoords="offset points", ha="center", va="center",
+                        color=color, fontsize=fontsize, family="monospace", annotation_clip=False,
+                        arrowprops=dict(arrowstyle="-", lw=0.5, color="0.6", shrinkA=0, shrinkB=2)
+                        if math.hypot(dx, dy) > 16 else None)
+    fig.savefig(path, dpi=130)
     plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- main
+
+def jsonable(obj):
+    """json.dumps's fallback: NumPy numbers and arrays as Python ones."""
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -343,10 +384,15 @@ def main(argv=None) -> dict:
     plot_heatmaps(heat, titles, chars, order, labels, args.out / "01b_cosine.png")
     plot_pca(panels, chars, labels, args.out / "01b_pca.png")
     seconds = time.perf_counter() - t_start
-    print(f"\nfigures in {args.out}/01b_*.png; {seconds:.1f} s")
-    return dict(V=V, C=C, stats=stats, groups=table, cases=cases, cases_rest=cases_rest, neighbours=near,
-                movement=movement, pca_var=var[:2].tolist(), freq_pc1=freq_pc1, val_loss=info["val_loss"],
-                seconds=seconds)
+    report = dict(V=V, C=C, stats=stats, groups=table, cases=cases, cases_rest=cases_rest, neighbours=near,
+                  movement=movement, pca_var=var[:2].tolist(), pca_group_means=pc, freq_pc1=freq_pc1,
+                  groups_pc1_removed=group_table(S_rest, labels), val_loss=info["val_loss"], seconds=seconds)
+    command = "python examples/01b_embeddings.py" + (" --quick" if args.quick else "") \
+        + (f" --ckpt {args.ckpt}" if args.ckpt else "")
+    (args.out / "01b_embeddings.json").write_text(
+        json.dumps(dict(command=command, model=info["source"], **report), indent=1, default=jsonable) + "\n")
+    print(f"\nfigures in {args.out}/01b_*.png, numbers in 01b_embeddings.json; {seconds:.1f} s")
+    return report
 
 
 if __name__ == "__main__":

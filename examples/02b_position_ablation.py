@@ -196,29 +196,39 @@ def leak(models: dict, init_none: GPT, x: np.ndarray, log=print) -> dict:
 
 
 def plot_collapse(table: dict, path: Path) -> None:
+    """One heatmap per encoding (layers x heads: relative entropy, with the first-token mass under it), three to
+    a row, and the shares of head types in the last panel."""
     encs = list(table)
-    fig, axes = plt.subplots(1, len(encs) + 1, figsize=(2.6 * len(encs) + 4, 3.4),
-                             gridspec_kw={"width_ratios": [1] * len(encs) + [1.6]})
+    cols = 3
+    rows = (len(encs) + 1 + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 3.6 * rows), squeeze=False, layout="constrained")
+    axes = axes.ravel()
     for ax, enc in zip(axes, encs):
         rel, first = np.asarray(table[enc]["relative_entropy"]), np.asarray(table[enc]["first_token"])
-        im = ax.imshow(rel, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        im = ax.imshow(rel, vmin=0, vmax=1, cmap="viridis")
         for (layer, h), r in np.ndenumerate(rel):
-            ax.text(h, layer, f"{r:.2f}\n{first[layer, h]:.2f}", ha="center", va="center", fontsize=6,
-                    color="w" if r < 0.6 else "k")
-        ax.set(title=f"{enc} ({table[enc]['val_loss']:.3f})", xlabel="head", xticks=range(rel.shape[1]),
-               yticks=range(rel.shape[0]))
-    axes[0].set_ylabel("layer")
-    fig.colorbar(im, ax=axes[len(encs) - 1], fraction=0.08, label="H / H_uniform")
-    bx = axes[-1]
+            color = "w" if r < 0.6 else "k"
+            ax.text(h, layer - 0.12, f"{r:.2f}", ha="center", va="center", fontsize=11, color=color)
+            ax.text(h, layer + 0.25, f"{first[layer, h]:.2f}", ha="center", va="center", fontsize=8.5, color=color)
+        ax.set_title(f"{enc} (val loss {table[enc]['val_loss']:.3f})", fontsize=11)
+        ax.set_xticks(range(rel.shape[1]), [f"head {h}" for h in range(rel.shape[1])], fontsize=9)
+        ax.set_yticks(range(rel.shape[0]), [f"layer {layer}" for layer in range(rel.shape[0])], fontsize=9)
+        ax.tick_params(length=0)
+    bx = axes[len(encs)]
     xs = np.arange(len(encs))
-    bx.bar(xs - 0.2, [table[e]["share_uniform"] for e in encs], 0.4, label=f"near-uniform (≥{UNIFORM})")
-    bx.bar(xs + 0.2, [table[e]["share_first_token"] for e in encs], 0.4, label=f"first token (≥{SINK})")
-    bx.set(xticks=xs, ylabel="share of heads", ylim=(0, 1), title="head types")
-    bx.set_xticklabels(encs, rotation=30)
-    bx.legend(fontsize=7)
-    fig.suptitle("Per head: entropy relative to uniform (top number) and first-token mass (bottom); "
-                 "title: val loss", fontsize=9)
-    fig.tight_layout()
+    bx.bar(xs - 0.2, [table[e]["share_uniform"] for e in encs], 0.4, label=f"near-uniform (≥ {UNIFORM})")
+    bx.bar(xs + 0.2, [table[e]["share_first_token"] for e in encs], 0.4, label=f"first-token sink (≥ {SINK})")
+    bx.set_xticks(xs, encs, rotation=30, fontsize=9)
+    bx.set_ylim(0, 1.3)
+    bx.set_yticks([0, 0.25, 0.5, 0.75, 1])
+    bx.set_ylabel("share of heads", fontsize=10)
+    bx.set_title("head types", fontsize=11)
+    bx.legend(fontsize=9, loc="upper center")
+    for ax in axes[len(encs) + 1:]:
+        ax.axis("off")
+    fig.suptitle("Per head: attention entropy relative to uniform (large number, color) and mass on the first "
+                 "token (small number)", fontsize=11)
+    fig.colorbar(im, ax=list(axes[:cols]), shrink=0.9).set_label("H / H_uniform", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -6,7 +6,12 @@
 2. Multi-head attention is the same computation batched over heads: an explicit
    Python loop over heads (NumPy, one head at a time, grouped-query too) against
    tinyllm's CausalSelfAttention, which does all heads in one reshape and one call.
-3. A model trained on tinyshakespeare (shakespeare-char-cpu; shared by the labs):
+3. The causal mask, shown: change every token after position t of a validation window and
+   the trained model's logits at positions <= t stay identical, bit for bit; with an
+   off-by-one mask (query i also sees key i + 1) they move, one position per layer. Two
+   small models trained with each mask show what training does with such a leak: it reads
+   the next token and its loss falls, except at the last position, where generation predicts.
+4. A model trained on tinyshakespeare (shakespeare-char-cpu; shared by the labs):
    the layers × heads grid of attention heatmaps for a prompt, and per-head
    statistics over validation windows (attention to the previous token, the first
    token, the token itself, the last three tokens, the start of the current word;
@@ -37,12 +42,14 @@ from tinyllm import runtime  # noqa: E402
 from tinyllm.data import TokenDataset, load_text, load_tokenizer  # noqa: E402
 from tinyllm.nn import GPT, GPTConfig  # noqa: E402
 from tinyllm.nn.attention import CausalSelfAttention  # noqa: E402
+from tinyllm.optim import AdamW  # noqa: E402
 from tinyllm.train import preset, read_metrics, train_or_load  # noqa: E402
 from tinyllm.viz import attention_maps as am  # noqa: E402
 
 PROMPT = "ROMEO:\nWhat light through yonder window breaks?"
 PRESET = "shakespeare-char-cpu"
 QUICK = dict(max_iters=60, n_layer=2, d_model=64, eval_iters=2)  # --quick: a tiny model, a few steps
+LEAK_STEPS = 400  # part 3: steps for each of the two small models (--quick: 40)
 
 
 def host(t) -> np.ndarray:
@@ -163,7 +170,143 @@ def multi_head(log=print) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------------- part 3: a trained model
+# ---------------------------------------------------------------------------- part 3: the causal mask, shown
+
+
+class PeekAttention(CausalSelfAttention):
+    """CausalSelfAttention with an off-by-one causal mask: query i also sees key i + 1 (a bug, on purpose)."""
+
+    def forward(self, x, cache=None, layer: int = 0):
+        if cache is not None or self.pos_encoding == "alibi":
+            raise ValueError("PeekAttention is a lab-3 demonstration: no KV cache, and no ALiBi bias")
+        B, T, C = x.shape
+        q, k, v = self.qkv(x)                                                      # (B, nh, T, hs) each
+        peek = tinyllm.tensor(np.tril(np.ones((T, T), dtype=bool), k=1), device=x.device)  # the bug: j <= i + 1
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=peek, enable_gqa=self.n_kv_head != self.n_head)
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))                     # (B,nh,T,hs) -> (B,T,C)
+
+
+def with_peek(model) -> GPT:
+    """A copy of the GPT, same weights, whose every block attends through PeekAttention."""
+    broken = GPT(model.config).to(model.device)
+    broken.load_state_dict(model.state_dict())
+    for block in broken.transformer.h:
+        peek = PeekAttention(model.config).to(model.device)
+        peek.load_state_dict(block.attn.state_dict())
+        block.attn = peek
+    return broken.eval()
+
+
+def change_the_future(model, ids: np.ndarray, t: int, seed: int = 0) -> np.ndarray:
+    """max over the vocabulary of |logits(changed) - logits(ids)| at each position (T,), where `changed` is
+    ids with every token after position t replaced by another one."""
+    V = model.config.vocab_size
+    changed = ids.copy()
+    changed[t + 1:] = (ids[t + 1:] + np.random.default_rng(seed).integers(1, V, size=len(ids) - t - 1)) % V
+    with tinyllm.no_grad():
+        a, _ = model(tinyllm.tensor(ids[None]))
+        b, _ = model(tinyllm.tensor(changed[None]))
+    return np.abs(host(a)[0].astype(np.float64) - host(b)[0]).max(-1)
+
+
+def train_small(tok, leak: bool, steps: int, seed: int = 0):
+    """A 2-layer model of tinyshakespeare trained `steps` AdamW steps, with the real mask or the off-by-one one."""
+    tinyllm.manual_seed(seed)
+    cfg = GPTConfig(vocab_size=tok.vocab_size, context_length=64, n_layer=2, n_head=4, d_model=64, bias=False)
+    model = GPT(cfg)
+    if leak:
+        model = with_peek(model)
+    model.train()
+    data = TokenDataset.from_text(load_text("tinyshakespeare"), tok, 0.1)
+    opt = AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        x, y = data.get_batch("train", 16, cfg.context_length, rng)
+        _, loss = model(tinyllm.tensor(x), targets=tinyllm.tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def loss_per_position(model, tok, n: int = 256) -> np.ndarray:
+    """Mean cross-entropy (nats) at each position (T,) over n validation windows, every target seen in one forward."""
+    T = model.config.context_length
+    w = val_windows(tok, T + 1, n, seed=1)
+    with tinyllm.no_grad():
+        logits, _ = model(tinyllm.tensor(w[:, :-1]))
+    z = host(logits).astype(np.float64)                                          # (n, T, V)
+    logp = z - z.max(-1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+    return -np.take_along_axis(logp, w[:, 1:, None], axis=-1)[..., 0].mean(0)  # (T,)
+
+
+def causal_mask_shown(model, tok, steps: int, log=print) -> dict:
+    """The future does not change the past (and an off-by-one mask does); what training does with a leak."""
+    T, L = model.config.context_length, model.config.n_layer
+    ids = val_windows(tok, T, 1, seed=2)[0]
+    t = T // 2 - 1
+    real = change_the_future(model, ids, t)
+    peek = change_the_future(with_peek(model), ids, t)
+    moved = [int(i) for i in np.flatnonzero(peek[:t + 1])]
+    log(f"  the trained model, one validation window of {T}; every token after position {t} replaced:")
+    log(f"    causal mask:    max |change| at positions 0..{t} = {real[:t + 1].max():.1e} (bit for bit "
+        f"{'identical' if real[:t + 1].max() == 0 else 'DIFFERENT'}), at {t + 1}..{T - 1} = {real[t + 1:].min():.2f} "
+        f"to {real[t + 1:].max():.2f}")
+    log(f"    off-by-one mask (query i also sees key i+1), the same weights: positions "
+        f"{moved[0] if moved else '-'}..{moved[-1] if moved else '-'} of 0..{t} change, by up to "
+        f"{peek[:t + 1].max():.2f}: one position per layer, {L} layers")
+    log(f"  two small models (2 layers, d_model 64) trained {steps} steps from the same seed, one with each mask:")
+    honest = loss_per_position(train_small(tok, leak=False, steps=steps), tok)
+    leaky_model = train_small(tok, leak=True, steps=steps)
+    leaky = loss_per_position(leaky_model, tok)
+    for name, c in (("causal mask", honest), ("off-by-one mask", leaky)):
+        log(f"    {name:<16} val loss over positions 0..{T - 2} {c[:-1].mean():.3f}, at the last position {T - 1} "
+            f"(no later token to read, as in generation) {c[-1]:.3f}")
+    prompt = np.asarray(tok.encode("ROMEO:\n"), dtype=np.int64)[None]
+    text = tok.decode(leaky_model.generate(prompt, 40, temperature=0, use_cache=False)[0].tolist())
+    log(f"    the off-by-one model, greedy: {text!r}")
+    return dict(window=T, t=t, n_layer=L, real=real.tolist(), peek=peek.tolist(), peek_changed=moved,
+                steps=steps, loss_honest=honest.tolist(), loss_leaky=leaky.tolist(), leaky_sample=text)
+
+
+def plot_causality(r: dict, path: Path) -> None:
+    T, t = r["window"], r["t"]
+    pos = np.arange(T)
+    floor = 1e-9  # exact zeros drawn here, on a log axis
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    ax = axes[0]
+    for key, color, label, z in (("peek", "tab:red", "off-by-one mask (query i sees key i+1)", 2),
+                                 ("real", "tab:blue", "causal mask", 3)):
+        ax.plot(pos, np.maximum(r[key], floor), "o-", ms=3, color=color, label=label, zorder=z)
+    ax.axvline(t + 0.5, color="k", lw=1, ls="--")
+    ax.text(t + 2, 1e-7, "tokens changed  →", fontsize=10)
+    ax.text(t - 1, 1e-7, "←  tokens kept", fontsize=10, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylim(floor / 3, None)
+    ax.set_yticks([floor, 1e-6, 1e-3, 1], ["0 (exact)", "1e-6", "1e-3", "1"])
+    ax.set_xlabel("position")
+    ax.set_ylabel("max |change in the logits|")
+    ax.set_title(f"change the tokens after position {t}: what moves (trained model)", fontsize=11)
+    ax.legend(fontsize=9, loc="center left")
+    ax = axes[1]
+    ax.plot(pos, r["loss_honest"], color="tab:blue", label="trained with the causal mask")
+    ax.plot(pos, r["loss_leaky"], color="tab:red", label="trained with the off-by-one mask")
+    ax.set_xlabel("position in the window")
+    ax.set_ylabel("val loss (nats)")
+    ax.set_title(f"what training does with a leak ({r['steps']} steps, 2 layers)", fontsize=11)
+    ax.legend(fontsize=9)
+    ax.set_ylim(0, 1.15 * max(max(r["loss_leaky"]), max(r["loss_honest"])))
+    ax.annotate("last position: no next token\nto read (as in generation)", xy=(T - 1, r["loss_leaky"][-1]),
+                xytext=(T * 0.3, 0.45 * ax.get_ylim()[1]), fontsize=10, arrowprops=dict(arrowstyle="->"))
+    for a in axes:
+        a.tick_params(labelsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- part 4: a trained model
 
 
 def get_model(ckpt: Path | None, quick: bool, run_dir: Path):
@@ -237,6 +380,30 @@ def plot_stats(stats: dict, labels, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def word_ticks(fig, tokens: list[str], path: Path, size: float = 13.0) -> None:
+    """Relabel a layers x heads grid (plot_attention_grid's Figure) with the prompt's words, one tick at the
+    token each word starts on, and save it `size` inches wide: one tick per character is too small to read
+    at the size a 16-panel figure is shown."""
+    starts = [i for i, t in enumerate(tokens)
+              if i == 0 or tokens[i - 1] in ("␣", "\\n") or (t.startswith("␣") and len(t) > 1)]
+    words = ["".join(tokens[a:b]).replace("␣", " ").replace("\\n", " ").strip()
+             for a, b in zip(starts, starts[1:] + [len(tokens)])]
+    axes = [ax for ax in fig.axes if ax.get_images()]
+    H = sum(1 for ax in axes if ax.get_subplotspec().rowspan.start == 0)
+    L = len(axes) // H
+    for k, ax in enumerate(axes):
+        layer, h = divmod(k, H)
+        ax.set_xticks(starts, words if layer == L - 1 else [], fontsize=10, rotation=90)
+        ax.set_yticks(starts, words if h == 0 else [], fontsize=10)
+        ax.tick_params(length=3, pad=2)
+        ax.title.set_fontsize(11)
+    fig.supxlabel("key (the token attended to; a tick where each word starts)", fontsize=11)
+    fig.supylabel("query (the token attending)", fontsize=11)
+    fig.suptitle(fig.get_suptitle(), fontsize=11)
+    fig.set_size_inches(size, size * L / H + 0.4)
+    fig.savefig(path, dpi=130)
+
+
 def trained_heads(model, tok, info: dict, out: Path, n_windows: int, log=print) -> dict:
     T = model.config.context_length
     ids = np.asarray(tok.encode(PROMPT), dtype=np.int64)[-T:]
@@ -262,9 +429,10 @@ def trained_heads(model, tok, info: dict, out: Path, n_windows: int, log=print) 
 
     w = am.attention_weights(model, ids)  # (L, H, T, T)
     tokens = am.token_labels(tok, ids)
-    am.plot_attention_grid(w, tokens, out / "03-heads.png", labels=labels,
-                           title=f"attention weights for {PROMPT!r}: rows layers, columns heads "
-                                 f"(labels from {n_windows} validation windows)")
+    grid = am.plot_attention_grid(w, tokens, labels=labels,
+                                  title=f"attention weights for {PROMPT!r}: rows layers, columns heads "
+                                        f"(labels from {n_windows} validation windows)")
+    word_ticks(grid, tokens, out / "03-heads.png")
     plot_stats(stats, labels, out / "03-head-stats.png",
                f"per-head statistics, mean over {n_windows} validation windows "
                f"(uniform attention: prev = first = current = {stats['uniform']:.3f}, space = "
@@ -313,16 +481,19 @@ def main(argv=None) -> dict:
     plot_one_query(single, args.out / "03-single-query.png")
     print("== 2. multi-head attention = the same computation batched over heads")
     heads = multi_head()
-    print("== 3. the heads of a model trained on tinyshakespeare")
     model, tok, info = get_model(args.ckpt, args.quick, args.run_dir)
     val = "?" if info["val_loss"] is None else f"{info['val_loss']:.4f}"
     print(f"model: {info['source']} (val loss {val})")
+    print("== 3. the causal mask, shown")
+    mask = causal_mask_shown(model, tok, steps=40 if args.quick else LEAK_STEPS)
+    plot_causality(mask, args.out / "03-causality.png")
+    print("== 4. the heads of a model trained on tinyshakespeare")
     trained = trained_heads(model, tok, info, args.out, n_windows=8 if args.quick else 64)
     report = dict(command="python examples/03_attention.py" + (" --quick" if args.quick else ""),
-                  single_query=single, multi_head=heads, trained=trained)
+                  single_query=single, multi_head=heads, causal_mask=mask, trained=trained)
     (args.out / "03_attention.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {args.out}/03-single-query.png, 03-heads.png, 03-head-stats.png, 03-head-examples.png, "
-          f"03_attention.json")
+    print(f"wrote {args.out}/03-single-query.png, 03-causality.png, 03-heads.png, 03-head-stats.png, "
+          f"03-head-examples.png, 03_attention.json")
     return report
 
 

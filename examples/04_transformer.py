@@ -14,7 +14,8 @@
 
 Every run is seeded (--seed): a rerun prints the same numbers.
 
-    python examples/04_transformer.py            # the chapter's numbers and figures (docs/figures/04_*.png)
+    python examples/04_transformer.py            # the chapter's numbers and figures (docs/figures/04_*.png,
+                                                 # the numbers also in docs/figures/04_transformer.json)
     python examples/04_transformer.py --quick    # tiny budgets, for CI (out/labs/04_transformer-quick)
 """
 
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -376,6 +379,13 @@ def _save(fig, path: Path) -> None:
 # ---------------------------------------------------------------------------- main
 
 
+def jsonable(obj):
+    """json.dumps's fallback: NumPy numbers and arrays as Python ones."""
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
 def main(argv=None) -> dict:
     with runtime.one_blas_thread() as one_thread:
         if not one_thread:
@@ -394,6 +404,7 @@ def run(argv=None) -> dict:
     p.add_argument("--parts", default="123", help="which parts to run, e.g. 3 (default 123: all)")
     args = p.parse_args(argv)
     args.out = args.out or Path("out/labs/04_transformer-quick" if args.quick else "docs/figures")
+    args.out.mkdir(parents=True, exist_ok=True)
     b = QUICK if args.quick else FULL
     if args.lr is not None:
         b = dataclasses.replace(b, toy_lr=args.lr, stories_lr=args.lr)
@@ -420,7 +431,11 @@ def run(argv=None) -> dict:
         print_table(rows)
         plot_entropy(results, args.out / "04_qkv_entropy.png")
         plot_qkv_curves(results, args.out / "04_qkv_curves.png")
-    print(f"\nfigures in {args.out}; total {time.perf_counter() - t_start:.0f} s")
+    report["seconds"] = time.perf_counter() - t_start
+    command = " ".join(["python examples/04_transformer.py", *(argv if argv is not None else sys.argv[1:])])
+    (args.out / "04_transformer.json").write_text(json.dumps(dict(command=command, **report), indent=1,
+                                                             default=jsonable) + "\n")
+    print(f"\nfigures and 04_transformer.json in {args.out}; total {report['seconds']:.0f} s")
     return report
 
 

@@ -197,55 +197,97 @@ def part1(model, tok, val: str, n_prompts: int, per_prompt: int, quick: bool, se
     return dict(prompts=prompts, new_tokens=new, per_prompt=per_prompt, settings=results, human=human)
 
 
+def label_offsets(ax, xy, texts, fontsize: float) -> list[tuple[float, float]]:
+    """(dx, dy) in points for each point's label, so that no label overlaps another label or any point: each
+    label tries the spots just beside its point first, then rings of growing radius (greedy, in the order given)."""
+    pts = ax.transData.transform(np.asarray(xy, dtype=float)) * 72 / ax.figure.dpi  # (N, 2) in points
+    placed = [(px - 3, py - 3, px + 3, py + 3) for px, py in pts]  # the markers themselves
+    rings = [(r, np.radians(a)) for r in (1, 5, 10, 16, 23, 31, 40) for a in (45, 0, 90, 315, 135, 270, 180, 225)]
+    out = []
+    for (px, py), text in zip(pts, texts):
+        w, h = 0.6 * fontsize * max(len(text), 1) + 1, fontsize + 1
+        for r, a in rings:
+            dx, dy = np.cos(a) * (r + w / 2 + 2), np.sin(a) * (r + h / 2 + 2)
+            box = (px + dx - w / 2, py + dy - h / 2, px + dx + w / 2, py + dy + h / 2)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        out.append((float(dx), float(dy)))
+    return out
+
+
 def plot_part1(p1: dict, path_div: Path, path_quality: Path) -> None:
     fams = [f for f in FAMILIES if any(r["setting"]["family"] == f for r in p1["settings"])]
     h = p1["human"]
+    fontsize = 9
 
     def lines(ax, key):
+        """One curve per family of knobs against entropy; returns the points to label (x, y, text, color)."""
+        points = []
         for f in fams:
             rs = sorted((r for r in p1["settings"] if r["setting"]["family"] == f), key=lambda r: r["entropy"])
             style = "o" if f == "mix" else "o-"
             ax.plot([r["entropy"] for r in rs], [r[key] for r in rs], style, color=COLORS[f], label=f, ms=5)
-            for r in rs:
-                label = short(r["setting"]) if f == "mix" else r["name"].split("=")[-1]
-                ax.annotate(label, (r["entropy"], r[key]), fontsize=6.5, xytext=(3, 3), textcoords="offset points",
-                            color=COLORS[f])
+            points += [(r["entropy"], r[key], short(r["setting"]) if f == "mix" else r["name"].split("=")[-1],
+                        COLORS[f]) for r in rs]
         ax.plot([h["entropy"]], [h[key]], "*", color="black", ms=13, label="real text (model's entropy on it)")
-        ax.set_xlabel("mean entropy of the sampling distribution per step (nats)")
+        ax.set_xlabel("mean entropy of the sampling distribution per step (nats)", fontsize=10)
+        ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
+        return points
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    lines(axes[0], "distinct_1")
-    axes[0].set_ylabel("distinct-1 (unique words / all words)")
-    axes[0].set_title("Diversity: distinct words in a prompt's samples")
-    lines(axes[1], "distinct_2")
-    axes[1].set_ylabel("distinct-2 (unique word bigrams / all)")
-    axes[1].set_title("distinct word bigrams (saturates early)")
-    lines(axes[2], "self_similarity")
-    axes[2].set_ylabel("self-similarity (4-gram Jaccard between samples)")
-    axes[2].set_title("How alike two samples of one prompt are")
-    axes[2].set_yscale("symlog", linthresh=0.01)
-    axes[0].legend(fontsize=8)
+    def label(ax, points, keep=lambda x, y: True):
+        """Each point's knob value beside it, after the layout is final (the offsets are in points)."""
+        points = [p for p in points if keep(p[0], p[1])]
+        for (x, y, text, color), (dx, dy) in zip(points, label_offsets(ax, [p[:2] for p in points],
+                                                                        [p[2] for p in points], fontsize)):
+            ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color=color,
+                        ha="center", va="center", arrowprops=dict(arrowstyle="-", lw=0.5, color="0.6", shrinkA=0,
+                                                                  shrinkB=2) if np.hypot(dx, dy) > 14 else None)
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8.6))
+    ax1, ax2, ax3, key_ax = axes.ravel()
+    pts1 = lines(ax1, "distinct_1")
+    ax1.set_ylabel("distinct-1 (unique words / all words)", fontsize=10)
+    ax1.set_title("distinct words in a prompt's samples", fontsize=11)
+    pts2 = lines(ax2, "distinct_2")
+    ax2.set_ylabel("distinct-2 (unique word bigrams / all)", fontsize=10)
+    ax2.set_title("distinct word bigrams: saturates early", fontsize=11)
+    ax2.axhline(0.99, color="0.5", lw=0.8, ls=":")
+    ax2.text(0.97, 0.88, "above the dotted line (unlabelled): 0.99 to 1", ha="right", va="top", fontsize=fontsize,
+             color="0.3", transform=ax2.transAxes)
+    pts3 = lines(ax3, "self_similarity")
+    ax3.set_ylabel("self-similarity (4-gram Jaccard between samples)", fontsize=10)
+    ax3.set_title("how alike two samples of one prompt are", fontsize=11)
+    ax3.set_yscale("symlog", linthresh=0.01)
+    key_ax.axis("off")
+    key_ax.legend(*ax1.get_legend_handles_labels(), loc="center", fontsize=11, title="knob (label: its value; "
+                  "mix: T temperature,\nk top-k, p top-p, m min-p)", title_fontsize=10)
     fig.tight_layout()
+    label(ax1, pts1)
+    label(ax2, pts2, keep=lambda x, y: y < 0.99)
+    label(ax3, pts3)
     fig.savefig(path_div, dpi=120)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 5.2))
     ax = axes[0]
     top = max(r["nll"] for r in p1["settings"])
     ax.plot([0, top], [0, top], ":", color="grey", lw=1, label="NLL = entropy (sampling the model as it is)")
-    lines(ax, "nll")
-    ax.set_ylabel("the model's own NLL of its samples at T = 1 (nats/char)")
-    ax.set_title("Quality: how likely the model finds what it wrote")
-    ax.legend(fontsize=8)
+    pts_nll = lines(ax, "nll")
+    ax.set_ylabel("the model's own NLL of its samples at T = 1 (nats/char)", fontsize=10)
+    ax.set_title("quality: how likely the model finds what it wrote", fontsize=11)
+    ax.legend(fontsize=8.5, loc="upper left")
     ax = axes[1]
-    lines(ax, "kl")
+    pts_kl = lines(ax, "kl")
     ax.lines[-1].remove()  # real text is the model's own distribution: KL 0, off a log axis
     ax.set_yscale("symlog", linthresh=0.01)  # KL is 0 at T = 1
     ax.set_ylim(0, None)
-    ax.set_ylabel("KL(sampling distribution || model) per step (nats)")
-    ax.set_title("NLL - entropy = KL: how far each knob moves off the model")
+    ax.set_ylabel("KL(sampling distribution || model) per step (nats)", fontsize=10)
+    ax.set_title("NLL - entropy = KL: how far each knob moves off the model", fontsize=11)
     fig.tight_layout()
+    label(axes[0], pts_nll)
+    label(axes[1], pts_kl)
     fig.savefig(path_quality, dpi=120)
     plt.close(fig)
 

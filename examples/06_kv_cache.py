@@ -3,7 +3,9 @@
 1. What the cache holds: a trained character model reads a prompt (prefill); the cache
    then holds one key and one value vector per layer, KV head and position. Decoding
    from it gives the logits a full forward over the whole text gives (max |difference|),
-   and greedy text with and without the cache is the same.
+   and greedy text with and without the cache is the same. Then one generation call by
+   call: which K/V rows each call computes and which it reads back from the cache, and
+   the cache's memory (figure 06_kv_steps.png).
 2. Prefill vs decode, and the speedup: on a 4-layer, 128-wide model with a longer context
    (random weights: speed does not depend on what they learned), time each generated
    token with and without the cache; tokens/s and speedup for a few lengths.
@@ -82,6 +84,79 @@ def what_the_cache_holds(model, tok, prompt: str, n_new: int) -> dict:
                 cache_shape=list(cache.keys.shape),
                 cache_bytes=cache.nbytes, formula_bytes=KVCache.bytes_needed(c.n_layer, c.kv_heads, c.head_dim,
                                                                             P + n_new))
+
+
+def one_generation_step_by_step(model, tok, prompt: str, n_new: int) -> dict:
+    """One greedy generation with the cache, call by call: which K/V rows each call computed and wrote, which it
+    read back from the cache (rows that were there before the call and are bit-identical after it), and the
+    cache's bytes, allocated and in use. Without a cache, step s computes the K/V of all P + s positions again."""
+    c = model.config
+    ids = np.asarray([tok.encode(prompt)], dtype=np.int64)  # (1, P)
+    P = ids.shape[1]
+    cache = model.make_cache(batch_size=1, max_len=P + n_new)
+    per_position = KVCache.bytes_needed(c.n_layer, c.kv_heads, c.head_dim, 1)
+    state = np.zeros((n_new + 1, cache.max_len), dtype=np.int8)  # per call and position: 0 none, 1 read, 2 computed
+    used, x = [], ids
+    for step in range(n_new + 1):  # call 0: the prefill of the prompt; then one decode step per token
+        before, keys_before, values_before = cache.length, tinyllm.to_numpy(cache.keys).copy(), \
+            tinyllm.to_numpy(cache.values).copy()
+        with tinyllm.no_grad():
+            logits, _ = model(x, cache=cache)
+        keys, values = tinyllm.to_numpy(cache.keys), tinyllm.to_numpy(cache.values)
+        same = ((keys == keys_before) & (values == values_before)).all(axis=(0, 1, 2, 4))  # (max_len,)
+        state[step, :before] = np.where(same[:before], 1, 2)  # the cached rows: read back as they were
+        state[step, before:cache.length] = 2                  # the rows this call computed and wrote
+        used.append(cache.length * per_position)
+        x = host(logits)[:, -1].argmax(-1)[:, None]  # (1, 1): the next token, the next call's whole input
+    computed = (state == 2).sum(1)
+    read = (state == 1).sum(1)
+    print(f"  one generation, call by call ({P}-character prompt, {n_new} new): the prefill computed {computed[0]} "
+          f"K/V rows; each decode step computed {sorted(set(computed[1:].tolist()))} and read back "
+          f"{read[1]}..{read[-1]} cached rows, bit-identical; cache allocated {cache.nbytes:,} bytes throughout, "
+          f"in use {used[0]:,} after the prefill to {used[-1]:,} ({per_position:,} per position)")
+    print(f"  without the cache the same {n_new + 1} calls compute {P}..{P + n_new} K/V rows each: "
+          f"{sum(P + s for s in range(n_new + 1)):,} in all, against {int(computed.sum()):,} with it")
+    return dict(prompt_tokens=P, new_tokens=n_new, state=state.tolist(), computed=computed.tolist(),
+                read=read.tolist(), bytes_in_use=used, bytes_allocated=cache.nbytes, bytes_per_position=per_position,
+                uncached_computed=[P + s for s in range(n_new + 1)])
+
+
+def plot_steps(r: dict, path: Path) -> None:
+    """Left: with the cache, a row per call (prefill, then decode steps), a cell per position: read from the
+    cache or computed. Middle: the same calls without a cache. Right: the cache's bytes after each call."""
+    from matplotlib.colors import ListedColormap
+
+    state = np.asarray(r["state"])
+    n, L = state.shape
+    P = r["prompt_tokens"]
+    uncached = np.zeros_like(state)
+    for s in range(n):
+        uncached[s, :P + s] = 2
+    cmap = ListedColormap(["white", kv_viz.HIT, kv_viz.MISS])
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.8), gridspec_kw=dict(width_ratios=[1, 1, 0.8]))
+    for ax, m, title in ((axes[0], state, f"with the cache: {int((state == 2).sum())} K/V rows computed"),
+                         (axes[1], uncached, f"without: {int((uncached == 2).sum())} K/V rows computed")):
+        ax.imshow(m, cmap=cmap, vmin=0, vmax=2, aspect="auto", interpolation="nearest")
+        ax.set_xlabel("position", fontsize=10)
+        ax.set_title(title, fontsize=11)
+        ax.set_yticks([0, *range(4, n, 4)], ["prefill", *(f"step {s}" for s in range(4, n, 4))], fontsize=9)
+        ax.tick_params(labelsize=9)
+    axes[0].legend(handles=[plt.Rectangle((0, 0), 1, 1, color=kv_viz.HIT, label="read from the cache"),
+                            plt.Rectangle((0, 0), 1, 1, color=kv_viz.MISS, label="computed this call")],
+                   fontsize=9, loc="lower left")
+    ax = axes[2]
+    ax.plot(np.arange(n), np.asarray(r["bytes_in_use"]) / 1024, "o-", ms=3, label="in use (length x per position)")
+    ax.axhline(r["bytes_allocated"] / 1024, color="k", ls="--", lw=1, label="allocated (max_len)")
+    ax.set_xlabel("call (0 = prefill)", fontsize=10)
+    ax.set_ylabel("KiB", fontsize=10)
+    ax.set_ylim(0, r["bytes_allocated"] / 1024 * 1.15)
+    ax.set_title("the cache's memory", fontsize=11)
+    ax.legend(fontsize=9, loc="lower right")
+    ax.tick_params(labelsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------- 2. prefill vs decode, speed
@@ -322,6 +397,9 @@ def run(argv=None) -> dict:
     prompt = "ROMEO:\nI dreamt a dream to-night.\n"
     report["holds"] = what_the_cache_holds(model, tok, prompt[:c.context_length // 2],
                                            min(24, c.context_length - len(prompt[:c.context_length // 2])))
+    report["steps"] = one_generation_step_by_step(model, tok, prompt[:c.context_length // 2],
+                                                  min(24, c.context_length - len(prompt[:c.context_length // 2])))
+    plot_steps(report["steps"], args.out / "06_kv_steps.png")
 
     print("\n2. Prefill vs decode, with and without the cache")
     report["speed"] = sp = speed([16, 32, 64], 32, 2, 16) if args.quick else speed([64, 128, 256, 512], 128, 4, 64)

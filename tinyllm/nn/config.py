@@ -8,8 +8,8 @@ with ``dataclasses.replace(config, n_layer=8)``.
 
 The defaults are GPT-2's choices (Radford et al. 2019; nanoGPT): learned
 absolute positions, LayerNorm, GELU, d_ff = 4·d_model, biases, tied input and
-output embeddings. The switches that later chapters fill in are fields now,
-so a config file written today stays readable:
+output embeddings. Every switch the chapters turn is a field here, so one
+config format describes every model of the book:
 
     pos_encoding  "learned" | "sinusoidal" | "rope" | "alibi" | "none"      (§2, tinyllm/nn/positional/)
     rope_theta    RoPE's base: plane i turns by θ_i = rope_theta^(-2i/hs) per position (10000 in the paper)
@@ -38,7 +38,7 @@ NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
 ATTENTIONS = ("full",)
 
-# names that later issues will implement: accepted as words, refused with a pointer until then
+# names of variants that a later chapter adds: accepted as words, refused with a pointer to that chapter
 _PLANNED = {
     "attention": {name: "a later attention chapter (sliding-window and flash attention)"
                   for name in ("sliding_window", "flash")},
