@@ -17,6 +17,9 @@ config format describes every model of the book:
     activation    "gelu" | "gelu_tanh" | "relu" | "silu"   (gelu_tanh is GPT-2's own "gelu_new")
     n_kv_head     None (= n_head, multi-head) | a divisor of n_head (grouped-query; 1 = multi-query)
     attention     "full"                             (sliding-window, flash: later attention chapters)
+    n_expert      0 (a dense MLP) | E: a mixture of E experts in every moe_every-th block (§8, tinyllm/nn/moe.py),
+                  expert_top_k of them per token; expert_capacity_factor (None: nothing dropped), the
+                  weights of the balance and z losses moe_aux_loss_coef (0.01), moe_z_loss_coef (0.001)
 
 Example:
     >>> cfg = GPTConfig(vocab_size=65, context_length=64, n_layer=4, n_head=4, d_model=128)
@@ -81,6 +84,12 @@ class GPTConfig:
     attention: str = "full"
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0      # used by pos_encoding="rope" only
+    n_expert: int = 0                # 0: a dense MLP; E >= 1: a mixture of E experts (nn/moe.py)
+    expert_top_k: int = 1            # experts per token
+    expert_capacity_factor: float | None = None  # training only: Switch's capacity; None drops nothing
+    moe_aux_loss_coef: float = 0.01  # Switch's load-balancing loss, per MoE layer
+    moe_z_loss_coef: float = 0.001   # ST-MoE's router z-loss, per MoE layer
+    moe_every: int = 1               # blocks moe_every-1, 2·moe_every-1, ... are MoE (1: all)
 
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "n_layer", "n_head", "d_model"):
@@ -115,6 +124,7 @@ class GPTConfig:
         if self.pos_encoding == "sinusoidal" and self.d_model % 2:
             raise ValueError(f"GPTConfig: pos_encoding='sinusoidal' pairs sin and cos dims, so d_model must be even; "
                              f"got {self.d_model}")
+        self._check_moe()
         _choice("pos_encoding", self.pos_encoding, POS_ENCODINGS)
         _choice("norm", self.norm, NORMS)
         _choice("activation", self.activation, ACTIVATIONS)
@@ -130,6 +140,32 @@ class GPTConfig:
     def kv_heads(self) -> int:
         """nkv: the number of key/value heads (n_kv_head, or n_head when None)."""
         return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    def is_moe_layer(self, layer: int) -> bool:
+        """Whether block `layer` (0-based) holds a MoE instead of the MLP: n_expert > 0 and (layer+1) % moe_every == 0."""
+        return self.n_expert > 0 and (layer + 1) % self.moe_every == 0
+
+    def _check_moe(self) -> None:
+        """The mixture-of-experts fields (§8)."""
+        if isinstance(self.n_expert, bool) or not isinstance(self.n_expert, int) or self.n_expert < 0:
+            raise ValueError(f"GPTConfig: n_expert must be 0 (a dense MLP) or a number of experts >= 1, "
+                             f"got {self.n_expert!r}")
+        _positive_int("expert_top_k", self.expert_top_k)
+        _positive_int("moe_every", self.moe_every)
+        if self.n_expert and self.expert_top_k > self.n_expert:
+            raise ValueError(f"GPTConfig: expert_top_k={self.expert_top_k} must be <= n_expert={self.n_expert} "
+                             "(each token goes to top_k of the experts)")
+        if self.n_expert and self.moe_every > self.n_layer:
+            raise ValueError(f"GPTConfig: moe_every={self.moe_every} > n_layer={self.n_layer} leaves no block with "
+                             "experts; choose moe_every <= n_layer (1: every block)")
+        cf = self.expert_capacity_factor
+        if cf is not None and (isinstance(cf, bool) or not isinstance(cf, (int, float)) or not 0 < cf < float("inf")):
+            raise ValueError(f"GPTConfig: expert_capacity_factor must be None (nothing dropped) or a number > 0 "
+                             f"(Switch used 1.0 to 1.25), got {cf!r}")
+        for name in ("moe_aux_loss_coef", "moe_z_loss_coef"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+                raise ValueError(f"GPTConfig: {name} must be a finite number >= 0, got {v!r}")
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
