@@ -8,11 +8,13 @@ final sample. So this benchmark runs, as separate processes, alternating,
     tinyllm train --preset shakespeare-char-cpu --data tinyshakespeare.txt --out ...
     python benchmarks/nanogpt_train.py --data tinyshakespeare.txt --out ...     (the same recipe)
 
-and prints each wall time, the ratio (median tinyllm / median PyTorch) and both final val
-losses. With --cold it first runs tinyllm once on an empty Numba cache (a first run on a new
-machine). With --phases it runs tinyllm once more in-process and splits its wall time: import,
-data (read, tokenizer, encode), compile (Numba, wherever it happens), steps, evals, checkpoints,
-sample, the rest.
+and prints each wall time and CPU time (user + system of the process and its threads), the
+ratios (median tinyllm / median PyTorch) and both final val losses. On an idle machine the wall
+time is what a user waits; on a busy one it depends on the other jobs, and the CPU time is the
+steadier comparison of the work each does (a thread that spins waiting for another counts too).
+With --cold it first runs tinyllm once on an empty Numba cache (a first run on a new machine).
+With --phases it runs tinyllm once more in-process and splits its wall time: import, data (read,
+tokenizer, encode), compile (Numba, wherever it happens), steps, evals, checkpoints, sample, the rest.
 
     python benchmarks/bench_cli_train.py --rounds 2 --cold --phases     # about 15 minutes on 2 cores
     python benchmarks/bench_cli_train.py --quick                        # 200 iterations: a smoke test
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,25 +43,36 @@ def data_path(given: str | None) -> str:
     return path
 
 
-def run_tinyllm(data, out, iters, env) -> tuple[float, float]:
-    """(wall seconds, final val loss) of one `tinyllm train` process."""
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_tinyllm(data, out, iters, env) -> dict:
+    """Wall and CPU seconds and the final val loss of one `tinyllm train` process."""
     cmd = [sys.executable, "-m", "tinyllm", "train", "--preset", "shakespeare-char-cpu", "--data", data,
            "--out", out, "--no-progress", "--max-iters", str(iters)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
     evals = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if '"eval"' in line]
-    return wall, evals[-1]["val_loss"]
+    return dict(wall_s=wall, cpu_s=cpu, val_loss=evals[-1]["val_loss"])
 
 
-def run_torch(data, out, iters) -> tuple[float, float]:
-    """(wall seconds, final val loss) of one nanogpt_train.py process."""
+def run_torch(data, out, iters) -> dict:
+    """Wall and CPU seconds and the final val loss of one nanogpt_train.py process."""
     cmd = [sys.executable, str(ROOT / "benchmarks" / "nanogpt_train.py"), "--data", data, "--out", out,
            "--max-iters", str(iters)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     lines = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()
-    wall = time.perf_counter() - t0
-    return wall, float(next(line for line in reversed(lines) if line.startswith("val_loss")).split()[1])
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
+    val = float(next(line for line in reversed(lines) if line.startswith("val_loss")).split()[1])
+    return dict(wall_s=wall, cpu_s=cpu, val_loss=val)
+
+
+def _line(r: dict) -> str:
+    return f"{r['wall_s']:7.1f} s wall, {r['cpu_s']:7.1f} s CPU, val loss {r['val_loss']:.4f}"
 
 
 def phases_child(data: str, out: str, iters: int) -> None:
@@ -135,31 +149,31 @@ def main(argv=None) -> int:
 
     print(f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}, NumPy {np.__version__}, Numba "
           f"{numba.__version__}, PyTorch {torch.__version__} ({torch.get_num_threads()} threads); "
-          f"{iters} iterations of shakespeare-char-cpu", flush=True)
+          f"{iters} iterations of shakespeare-char-cpu; load average {os.getloadavg()[0]:.2f} before", flush=True)
     results: dict = dict(iters=iters, tinyllm=[], torch=[])
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ)
         if args.cold:
             cold_env = dict(env, NUMBA_CACHE_DIR=os.path.join(tmp, "empty-numba-cache"))
-            wall, val = run_tinyllm(data, os.path.join(tmp, "cold"), iters, cold_env)
-            results["tinyllm_cold"] = dict(wall_s=wall, val_loss=val)
-            print(f"tinyllm, empty Numba cache: {wall:7.1f} s  val loss {val:.4f}", flush=True)
+            results["tinyllm_cold"] = r = run_tinyllm(data, os.path.join(tmp, "cold"), iters, cold_env)
+            print(f"tinyllm, empty Numba cache: {_line(r)}", flush=True)
         else:  # warm the cache (and the file cache) without counting it
             run_tinyllm(data, os.path.join(tmp, "warmup"), 1, env)
         for i in range(rounds):
             pair = [("tinyllm", run_tinyllm, (data, os.path.join(tmp, f"t{i}"), iters, env)),
                     ("torch", run_torch, (data, os.path.join(tmp, f"p{i}"), iters))]
             for name, fn, fargs in (pair if i % 2 == 0 else pair[::-1]):
-                wall, val = fn(*fargs)
-                results[name].append(dict(wall_s=wall, val_loss=val))
-                print(f"round {i + 1}: {name:8s} {wall:7.1f} s  val loss {val:.4f}", flush=True)
-        t = statistics.median(r["wall_s"] for r in results["tinyllm"])
-        p = statistics.median(r["wall_s"] for r in results["torch"])
-        results["ratio_warm"] = t / p
-        print(f"median wall: tinyllm {t:.1f} s, PyTorch {p:.1f} s -> tinyllm / PyTorch = {t / p:.2f}x (warm cache)")
-        if args.cold:
-            results["ratio_cold"] = results["tinyllm_cold"]["wall_s"] / p
-            print(f"first run (empty Numba cache): {results['ratio_cold']:.2f}x PyTorch's median")
+                results[name].append(r := fn(*fargs))
+                print(f"round {i + 1}: {name:8s} {_line(r)}  (load average {os.getloadavg()[0]:.2f})", flush=True)
+        for kind in ("wall", "cpu"):
+            t = statistics.median(r[f"{kind}_s"] for r in results["tinyllm"])
+            p = statistics.median(r[f"{kind}_s"] for r in results["torch"])
+            results[f"ratio_warm_{kind}"] = t / p
+            print(f"median {kind}: tinyllm {t:.1f} s, PyTorch {p:.1f} s -> tinyllm / PyTorch = {t / p:.2f}x "
+                  "(warm cache)")
+            if args.cold:
+                results[f"ratio_cold_{kind}"] = results["tinyllm_cold"][f"{kind}_s"] / p
+                print(f"  first run (empty Numba cache), {kind}: {results[f'ratio_cold_{kind}']:.2f}x PyTorch's median")
         if args.phases:
             out = subprocess.run([sys.executable, __file__, "--phases-child", "--data", data, "--out",
                                   os.path.join(tmp, "phases"), "--max-iters", str(iters)],

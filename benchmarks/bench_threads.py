@@ -84,7 +84,8 @@ def main(argv=None) -> int:
     load_text("tinyshakespeare")  # fetched (or found) before any timing
     modes = ("default", "one", "tuned")
     print(f"{len(os.sched_getaffinity(0))} cores, NumPy {np.__version__}; shakespeare-char-cpu, {args.iters} "
-          f"iterations per run, median of {args.rounds}; busy = one more process spinning on a core", flush=True)
+          f"iterations per run, median of {args.rounds}; busy = one more process spinning on a core; "
+          f"load average {os.getloadavg()[0]:.2f} before (idle means: no spinning process added)", flush=True)
     times: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         run("one", 20, tmp)  # load the kernels once, uncounted
@@ -93,6 +94,8 @@ def main(argv=None) -> int:
                 for r in range(args.rounds):
                     for mode in (modes if r % 2 == 0 else modes[::-1]):
                         times.setdefault((busy, mode), []).append(run(mode, args.iters, tmp))
+                        print(f"  {'busy' if busy else 'idle'} {mode:8s} {times[(busy, mode)][-1]:6.1f} s "
+                              f"(load average {os.getloadavg()[0]:.2f})", flush=True)
     best_idle = min(statistics.median(times[(False, m)]) for m in modes)
     for busy in (False, True):
         for mode in modes:

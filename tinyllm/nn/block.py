@@ -11,6 +11,8 @@ warm-up tricks. A final norm after the last block (``GPT.transformer.ln_f``)
 closes the stream.
 
 The norms are LayerNorm (with or without bias) or RMSNorm, by ``GPTConfig.norm``.
+With ``GPTConfig.n_expert`` > 0, the blocks that ``config.is_moe_layer(layer)`` names hold a
+mixture of experts (tinyllm/nn/moe.py) as their ``mlp``: the same place, the same shapes.
 
 Example: Block(GPTConfig(vocab_size=8, context_length=4, n_layer=1, n_head=2, d_model=4))
 maps (B, T, 4) -> (B, T, 4); its parameters are ln_1.*, attn.c_attn.*, attn.c_proj.*,
@@ -23,6 +25,7 @@ from tinyllm.nn.attention import CausalSelfAttention
 from tinyllm.nn.config import NORMS, GPTConfig
 from tinyllm.nn.mlp import MLP
 from tinyllm.nn.module import Module
+from tinyllm.nn.moe import MoE
 from tinyllm.nn.norms import LayerNorm, RMSNorm
 
 
@@ -38,12 +41,12 @@ def make_norm(config: GPTConfig) -> Module:
 class Block(Module):
     """(B, T, C) -> (B, T, C): x + attn(ln_1(x)), then + mlp(ln_2(x))."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, layer: int = 0):
         super().__init__()
         self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = make_norm(config)
-        self.mlp = MLP(config)
+        self.mlp = MoE.from_config(config) if config.is_moe_layer(layer) else MLP(config)  # layer: its index
 
     def forward(self, x, cache=None, layer: int = 0):
         """cache, layer: a KVCache and this block's index in it (see CausalSelfAttention)."""

@@ -142,7 +142,7 @@ class GPTConfig:
         return self.n_head if self.n_kv_head is None else self.n_kv_head
 
     def is_moe_layer(self, layer: int) -> bool:
-        """Whether block `layer` (0-based) holds a MoE instead of the MLP: n_expert > 0 and (layer+1) % moe_every == 0."""
+        """Whether block `layer` (0-based) holds a MoE, not the MLP: n_expert > 0 and (layer+1) % moe_every == 0."""
         return self.n_expert > 0 and (layer + 1) % self.moe_every == 0
 
     def _check_moe(self) -> None:

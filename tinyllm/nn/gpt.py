@@ -9,6 +9,7 @@ next token:
     x      = Block_L(... Block_1(x))                       pre-norm attention + MLP, residuals
     logits = ln_f(x) W_headᵀ                               (B, T, V), W_head = wte when tied
     loss   = mean over (b, t) of -log softmax(logits[b, t])[targets[b, t]]
+             (+ the MoE layers' balance and z losses while training, §8; model.loss_parts has each part)
 
 Parameter names are GPT-2's (as nanoGPT and Hugging Face's GPT2LMHeadModel),
 so a GPT-2 checkpoint loads key for key:
@@ -53,6 +54,7 @@ from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.embedding import Embedding
 from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
+from tinyllm.nn.moe import inactive_parameters, with_moe_losses
 from tinyllm.nn.positional import sinusoidal_table
 from tinyllm.nn.pretrained import load_pretrained, save_pretrained
 from tinyllm.tensor import Tensor
@@ -72,7 +74,7 @@ class GPT(Module):
         parts = dict(wte=Embedding(config.vocab_size, config.d_model))
         if config.pos_encoding == "learned":
             parts["wpe"] = Embedding(config.context_length, config.d_model)
-        parts.update(drop=Dropout(config.dropout), h=ModuleList([Block(config) for _ in range(config.n_layer)]),
+        parts.update(drop=Dropout(config.dropout), h=ModuleList([Block(config, i) for i in range(config.n_layer)]),
                      ln_f=make_norm(config))
         self.transformer = ModuleDict(parts)
         if config.pos_encoding == "sinusoidal":  # derived from the config: a buffer that is never saved
@@ -205,6 +207,7 @@ class GPT(Module):
             tgt = backend.asarray(tgt, device=self.device)
         loss = F.cross_entropy(logits.reshape(B * T, V), Tensor(tgt.reshape(B * T)),  # (B,T,V) -> (B·T, V)
                                ignore_index=self.IGNORE_INDEX)
+        loss, self.loss_parts = with_moe_losses(self, loss)  # + the experts' auxiliary losses in training
         return logits, loss
 
     def make_cache(self, batch_size: int = 1, max_len: int | None = None):
@@ -259,13 +262,15 @@ class GPT(Module):
                         fast_decode=fast_decode)
 
     # ------------------------------------------------------------------ sizes
-    def num_parameters(self, non_embedding: bool = False) -> int:
+    def num_parameters(self, non_embedding: bool = False, active: bool = False) -> int:
         """The number of learned numbers; a tied weight counts once.
+
+        active=True counts, in each MoE layer, only the expert_top_k experts a token runs through.
 
         non_embedding=True leaves out the lookup tables that do no arithmetic:
         wpe, and wte unless it is also the LM head (tied), as nanoGPT counts.
         """
-        n = sum(p.numel() for p in self.parameters())
+        n = sum(p.numel() for p in self.parameters()) - (inactive_parameters(self) if active else 0)
         if non_embedding:
             if "wpe" in self.transformer:
                 n -= self.transformer.wpe.weight.numel()
@@ -281,7 +286,7 @@ class GPT(Module):
 
         6·N: each weight of a matrix product does a multiply-add (2 FLOPs) per
         token forward and two backward (input and weight gradients);
-        N = num_parameters(non_embedding=True). 12·L·C·T: Q Kᵀ and P V cost
+        N = num_parameters(non_embedding=True, active=True) (MoE: top_k experts). 12·L·C·T: Q Kᵀ and P V cost
         2·T·C FLOPs each per token and layer forward (T keys, the heads together
         C wide, whatever n_kv_head is), times 3 with backward; counted over all T
         keys, not halved for the causal mask, as the references do.
@@ -289,7 +294,7 @@ class GPT(Module):
         """
         T = self.config.context_length if seq_len is None else int(seq_len)
         c = self.config
-        return 6 * self.num_parameters(non_embedding=True) + 12 * c.n_layer * c.d_model * T
+        return 6 * self.num_parameters(non_embedding=True, active=True) + 12 * c.n_layer * c.d_model * T
 
     # ------------------------------------------------------------------ files (tinyllm/nn/pretrained.py)
     def save_pretrained(self, directory) -> pathlib.Path:
