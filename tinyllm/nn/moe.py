@@ -201,14 +201,28 @@ def moe_layers(model) -> list:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, MoE)]
 
 
-def moe_aux_loss(model):
-    """Σ over the model's MoE layers of their aux_loss from the last forward (Switch adds one per layer),
-    or None when it has none."""
-    total = None
-    for _, m in moe_layers(model):
-        if m.aux_loss is not None:
-            total = m.aux_loss if total is None else total + m.aux_loss
-    return total
+def with_moe_losses(model, loss):
+    """(the loss to minimize, its parts) after a forward with targets; GPT.forward calls it.
+
+    In training mode: the LM loss plus every MoE layer's aux_loss (Switch adds one per layer); in eval
+    mode the LM loss alone, the number that compares with a dense model. ``parts`` (detached 0-d
+    Tensors): "lm", and with MoE layers "moe_aux" (the weighted sum training adds), "moe_balance" and
+    "moe_z" (the unweighted losses, averaged over the layers: balance 1 = even).
+    """
+    parts = {"lm": loss.detach()}
+    layers = [m for _, m in moe_layers(model) if m.aux_loss is not None]
+    if not layers:
+        return loss, parts
+    aux, balance, z = layers[0].aux_loss, layers[0].balance_loss, layers[0].z_loss
+    for m in layers[1:]:
+        aux, balance, z = aux + m.aux_loss, balance + m.balance_loss, z + m.z_loss
+    parts.update(moe_aux=aux.detach(), moe_balance=(balance / len(layers)).detach(), moe_z=(z / len(layers)).detach())
+    return (loss + aux if model.training else loss), parts
+
+
+def inactive_parameters(model) -> int:
+    """Parameters a token does not run through: in each MoE layer, n_expert - top_k experts' worth."""
+    return sum((m.n_expert - m.top_k) * sum(p.numel() for p in m.experts[0].parameters()) for _, m in moe_layers(model))
 
 
 def moe_report(model) -> dict:

@@ -43,6 +43,7 @@ from tinyllm.data import (
 )
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.gpt import GPT
+from tinyllm.nn.moe import moe_report
 from tinyllm.nn.pretrained import check_sizes
 from tinyllm.optim import AdamW, WarmupCosine, clip_grad_norm_
 from tinyllm.serialization import CheckpointError
@@ -305,6 +306,9 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
                 now = time.perf_counter()
                 rec = {"step": step - 1, "train_loss": loss.item(), "lr": lr,
                        "tokens_per_s": tokens_since / max(now - t_last, 1e-9), "elapsed_s": now - t_begin}
+                moe = moe_report(model)  # per MoE layer: tokens per expert, drops, router entropy (§8)
+                if moe:  # train_loss is what was minimized, the LM loss + the experts' aux losses
+                    rec.update(lm_loss=model.loss_parts["lm"].item(), moe=moe)
                 t_last, tokens_since = now, 0
                 metrics.write(json.dumps(rec) + "\n")
                 metrics.flush()
