@@ -183,6 +183,10 @@ PARITY = {
     "rope-rmsnorm-silu": dict(pos_encoding="rope", norm="rmsnorm", activation="silu", bias=False, n_head=2),
     "alibi": dict(pos_encoding="alibi"),
     "alibi-6-heads-mqa": dict(pos_encoding="alibi", n_head=6, d_model=48, n_kv_head=1),
+    "llama-swiglu": dict(pos_encoding="rope", norm="rmsnorm", activation="swiglu", bias=False, n_kv_head=2),
+    "geglu-post-norm": dict(activation="geglu", norm_position="post"),
+    "post-norm-rmsnorm-relu": dict(norm_position="post", norm="rmsnorm", activation="relu", n_layer=3),
+    "bidirectional-alibi": dict(causal=False, pos_encoding="alibi"),
 }
 
 

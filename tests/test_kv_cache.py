@@ -12,7 +12,7 @@ import tinyllm
 from tinyllm.functional import kernels
 from tinyllm.inference.kv_cache import KVCache
 from tinyllm.nn import GPT, GPTConfig
-from tinyllm.nn.config import ACTIVATIONS, NORMS, POS_ENCODINGS
+from tinyllm.nn.config import ACTIVATIONS, NORM_POSITIONS, NORMS, POS_ENCODINGS
 
 
 def host(t):
@@ -30,7 +30,7 @@ def models(draw, moe: bool = True):
                     n_layer=draw(st.integers(1, 2)), n_head=n_head, n_kv_head=n_kv,
                     d_model=n_head * draw(st.sampled_from([2, 4])), pos_encoding=draw(st.sampled_from(POS_ENCODINGS)),
                     norm=draw(st.sampled_from(NORMS)), bias=draw(st.booleans()),
-                    activation=draw(st.sampled_from(ACTIVATIONS)))
+                    activation=draw(st.sampled_from(ACTIVATIONS)), norm_position=draw(st.sampled_from(NORM_POSITIONS)))
     if n_expert:
         cfg = GPTConfig.from_dict({**cfg.to_dict(), "n_expert": n_expert, "expert_top_k": draw(st.integers(1, 2)),
                                    "expert_capacity_factor": 0.5})

@@ -14,7 +14,9 @@ benchmarks reuse it as the PyTorch reference. Options: norm "layernorm" |
 "rmsnorm", activation "gelu" | "gelu_tanh" | "relu" | "silu", n_kv_head
 (grouped-query attention via SDPA's enable_gqa), bias, tie_embeddings,
 pos_encoding "learned" | "sinusoidal" | "rope" | "alibi" | "none" (written here
-from the papers and Hugging Face's Llama / BLOOM code, not from tinyllm's), rope_theta, dropout.
+from the papers and Hugging Face's Llama / BLOOM code, not from tinyllm's), rope_theta, dropout;
+gated MLPs "swiglu" | "geglu" (Hugging Face's LlamaMLP: down(act(gate(x)) * up(x)), d_ff by LLaMA's
+rule at a multiple of 64), norm_position "pre" | "post" (post: norm(x + f(x)), no final norm), causal.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 
 _DEFAULTS = dict(d_ff=None, dropout=0.0, bias=True, tie_embeddings=True, pos_encoding="learned",
                  norm="layernorm", activation="gelu", n_kv_head=None, attention="full", norm_eps=1e-5,
-                 rope_theta=10000.0)
+                 rope_theta=10000.0, norm_position="pre", causal=True)
 _REQUIRED = ("vocab_size", "context_length", "n_layer", "n_head", "d_model")
 
 
@@ -38,7 +40,8 @@ def resolve_config(config) -> SimpleNamespace:
     """A namespace with every field, from a dict or any object with the fields as attributes."""
     get = config.get if isinstance(config, Mapping) else (lambda k, d=None: getattr(config, k, d))
     c = SimpleNamespace(**{k: get(k) for k in _REQUIRED}, **{k: get(k, v) for k, v in _DEFAULTS.items()})
-    c.d_ff = c.d_ff or 4 * c.d_model
+    gated = c.activation in ("swiglu", "geglu")  # LLaMA: hidden = 2/3 · 4d, rounded up (to 64 here)
+    c.d_ff = c.d_ff or (-(-int(8 * c.d_model / 3) // 64) * 64 if gated else 4 * c.d_model)
     c.n_kv_head = c.n_kv_head or c.n_head
     if c.pos_encoding not in ("learned", "sinusoidal", "rope", "alibi", "none") or c.attention != "full":
         raise NotImplementedError(f"torch_gpt: pos_encoding={c.pos_encoding!r}, attention={c.attention!r}")
@@ -97,6 +100,7 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(c.d_model, c.d_model, bias=c.bias)
         self.dropout = c.dropout
         self.resid_dropout = nn.Dropout(c.dropout)
+        self.causal = c.causal
 
     def forward(self, x):
         B, T, C = x.size()
@@ -105,14 +109,16 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
         v = v.view(B, T, nkv, hs).transpose(1, 2)
-        mask, causal = None, True
+        mask, causal = None, self.causal
         if self.pos_encoding == "rope":
             cos, sin = rope_cos_sin(T, hs, self.rope_theta)
             q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
         elif self.pos_encoding == "alibi":  # the paper: -m·(i - j) below the diagonal, -inf above
             i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
             slopes = torch.tensor(alibi_slopes(nh), dtype=torch.float64)[:, None, None]
-            mask = (-slopes * (i - j)).masked_fill(j > i, float("-inf")).float()
+            mask = -slopes * (i - j).abs() if not self.causal else \
+                (-slopes * (i - j)).masked_fill(j > i, float("-inf"))
+            mask = mask.float()
             causal = False
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
                                            is_causal=causal, enable_gqa=nkv != nh)
@@ -123,13 +129,17 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, c):
         super().__init__()
+        self.gated = c.activation in ("swiglu", "geglu")
+        if self.gated:  # LlamaMLP's gate_proj
+            self.c_gate = nn.Linear(c.d_model, c.d_ff, bias=c.bias)
         self.c_fc = nn.Linear(c.d_model, c.d_ff, bias=c.bias)
-        self.act = _activation(c.activation)
+        self.act = {"swiglu": nn.SiLU(), "geglu": nn.GELU()}[c.activation] if self.gated else _activation(c.activation)
         self.c_proj = nn.Linear(c.d_ff, c.d_model, bias=c.bias)
         self.dropout = nn.Dropout(c.dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+        h = self.act(self.c_gate(x)) * self.c_fc(x) if self.gated else self.act(self.c_fc(x))
+        return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
@@ -139,8 +149,12 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(c)
         self.ln_2 = _norm(c)
         self.mlp = MLP(c)
+        self.post = c.norm_position == "post"
 
     def forward(self, x):
+        if self.post:  # Vaswani et al. 2017
+            x = self.ln_1(x + self.attn(x))
+            return self.ln_2(x + self.mlp(x))
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
 
@@ -154,8 +168,9 @@ class GPT(nn.Module):
         parts = dict(wte=nn.Embedding(c.vocab_size, c.d_model))
         if c.pos_encoding == "learned":
             parts["wpe"] = nn.Embedding(c.context_length, c.d_model)
-        parts.update(drop=nn.Dropout(c.dropout), h=nn.ModuleList([Block(c) for _ in range(c.n_layer)]),
-                     ln_f=_norm(c))
+        parts.update(drop=nn.Dropout(c.dropout), h=nn.ModuleList([Block(c) for _ in range(c.n_layer)]))
+        if c.norm_position == "pre":
+            parts["ln_f"] = _norm(c)
         self.transformer = nn.ModuleDict(parts)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_embeddings:
@@ -184,7 +199,7 @@ class GPT(nn.Module):
         x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x)
-        logits = self.lm_head(self.transformer.ln_f(x))
+        logits = self.lm_head(self.transformer.ln_f(x) if "ln_f" in self.transformer else x)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=self.IGNORE_INDEX)

@@ -12,6 +12,7 @@ by line; the tests check every op against its composition from
     cross_entropy.py  cross_entropy (weight, ignore_index, label_smoothing, reductions)
     activations.py    gelu (exact, tanh), silu; relu, sigmoid, tanh, softplus (the primitives),
                       logsigmoid, leaky_relu, glu (compositions of them)
+    gated.py          swiglu, geglu: the gate of a gated MLP, act(g) ⊙ u in one pass
     norms.py          layer_norm, rms_norm
     embedding.py      embedding
     dropout.py        dropout
@@ -43,6 +44,7 @@ from tinyllm.functional.cross_entropy import cross_entropy
 from tinyllm.functional.dropout import dropout
 from tinyllm.functional.embedding import embedding
 from tinyllm.functional.encoding import one_hot
+from tinyllm.functional.gated import geglu, swiglu
 from tinyllm.functional.linear import linear
 from tinyllm.functional.losses import (
     binary_cross_entropy,
@@ -61,7 +63,7 @@ from tinyllm.functional.vectors import cosine_similarity, normalize
 
 __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cosine_similarity", "cross_entropy", "dropout",
-    "embedding", "gelu", "glu", "huber_loss", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
+    "embedding", "gelu", "geglu", "glu", "huber_loss", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
     "log_softmax", "logsigmoid", "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "rms_norm",
-    "scaled_dot_product_attention", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "tanh",
+    "scaled_dot_product_attention", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "swiglu", "tanh",
 ]

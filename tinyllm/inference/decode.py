@@ -18,8 +18,12 @@ device), for B rows at position t:
         K_l[:, :, t], V_l[:, :, t] = k, v                          into the KVCache
         s        = q_g K_l[:, :, :t+1]ᵀ / √hs  - m_h·(t - j)      (B, nkv, g, t+1), g = nh / nkv; "alibi" only
         x       += concat_heads(softmax(s) V_l[:, :, :t+1]) W_projᵀ + b_proj
-        x       += act(norm_2(x) W_fcᵀ + b_fc) W_mlpᵀ + b_mlp
+        x       += mlp(norm_2(x))      mlp(h) = act(h W_fcᵀ + b_fc) W_mlpᵀ + b_mlp
+                                       gated: (act(h W_gateᵀ + b_gate) ⊙ (h W_fcᵀ + b_fc)) W_mlpᵀ + b_mlp
     logits = norm_f(x) W_headᵀ                                      (B, V)
+
+Post-norm blocks (``norm_position = "post"``) read x itself and normalize after
+each add: x = norm_1(x + attn(x)), x = norm_2(x + mlp(x)); no norm_f.
 
 What it leaves out: the graph, the Tensors, module lookups, and the checks a
 call through the model makes (ids in range, shapes, positions): ``step``
@@ -51,6 +55,7 @@ import numpy as np
 from tinyllm import backend
 from tinyllm.functional import kernels
 from tinyllm.functional.activations import activation_kernel
+from tinyllm.functional.gated import GATED, gated_kernel
 from tinyllm.functional.kernels import ZERO
 from tinyllm.functional.norms import layer_norm_forward, rms_norm_forward
 from tinyllm.functional.softmax import softmax_forward
@@ -69,6 +74,8 @@ class Layer(NamedTuple):
     fc_b: object
     mlp_w: object
     mlp_b: object
+    gate_w: object = None  # a gated MLP's c_gate (swiglu, geglu), else None
+    gate_b: object = None
 
 
 def linear_reference(x, w, b):
@@ -129,6 +136,14 @@ def activation(name: str, x):
     raise ValueError(f"Decoder: unknown activation {name!r}; expected gelu, gelu_tanh, relu or silu")
 
 
+def gated_activation(name: str, g, u):
+    """act(g) ⊙ u for a gated MLP ("swiglu": silu, "geglu": gelu): the fused kernel for float32 NumPy, else the
+    definition."""
+    if kernels.usable(g, u):
+        return gated_kernel(name, g, u)
+    return activation(GATED[name], g) * u
+
+
 class Decoder:
     """prefill(ids) through the modules, then step(ids) -> logits, one token per row, on raw arrays.
 
@@ -149,6 +164,7 @@ class Decoder:
         self.model, self.cache = model, cache
         self.n_head, self.n_kv_head, self.head_dim, self.d_model = c.n_head, c.kv_heads, c.head_dim, c.d_model
         self.activation, self.eps, self.rms = c.activation, float(c.norm_eps), c.norm == "rmsnorm"
+        self.post_norm = c.norm_position == "post"
         self.embed_scale = math.sqrt(c.d_model) if c.pos_encoding == "sinusoidal" else None
         self.add, self.rope, self.alibi = add, rope, alibi
         if alibi is not None:  # head h = group·g + i, as the module path orders them
@@ -168,9 +184,10 @@ class Decoder:
                              w(f"transformer.h.{i}.attn.c_proj.weight"), w(f"transformer.h.{i}.attn.c_proj.bias"),
                              norm(f"transformer.h.{i}.ln_2"),
                              w(f"transformer.h.{i}.mlp.c_fc.weight"), w(f"transformer.h.{i}.mlp.c_fc.bias"),
-                             w(f"transformer.h.{i}.mlp.c_proj.weight"), w(f"transformer.h.{i}.mlp.c_proj.bias"))
+                             w(f"transformer.h.{i}.mlp.c_proj.weight"), w(f"transformer.h.{i}.mlp.c_proj.bias"),
+                             w(f"transformer.h.{i}.mlp.c_gate.weight"), w(f"transformer.h.{i}.mlp.c_gate.bias"))
                        for i in range(c.n_layer)]
-        self.ln_f = norm("transformer.ln_f")
+        self.ln_f = None if self.post_norm else norm("transformer.ln_f")
         self.device = backend.device_of(self.wte)
 
     # ------------------------------------------------------------------ the pieces
@@ -185,6 +202,13 @@ class Decoder:
         xc = x - x.mean(axis=-1, keepdims=True)
         y = xc * (1 / xp.sqrt((xc * xc).mean(axis=-1, keepdims=True) + self.eps)) * w
         return y if b is None else y + b
+
+    def mlp(self, L: Layer, h):
+        """The block's MLP on rows h (B, C) -> (B, C), gated or not."""
+        up = linear(h, L.fc_w, L.fc_b)  # (B, d_ff)
+        if L.gate_w is None:
+            return linear(activation(self.activation, up), L.mlp_w, L.mlp_b)
+        return linear(gated_activation(self.activation, linear(h, L.gate_w, L.gate_b), up), L.mlp_w, L.mlp_b)
 
     def attend(self, layer: int, qkv, pos: int):
         """Attention of the new token over the cached ones (its own k, v written first): (B, nh+2nkv, hs) -> (B, C)."""
@@ -231,10 +255,17 @@ class Decoder:
             x += self.add[pos]
         nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim
         for i, L in enumerate(self.layers):
-            qkv = linear(self.norm(x, L.ln_1), L.attn_w, L.attn_b).reshape(B, nh + 2 * nkv, hs)  # (B, ·) -> heads
-            x += linear(self.attend(i, qkv, pos), L.proj_w, L.proj_b)
-            x += linear(activation(self.activation, linear(self.norm(x, L.ln_2), L.fc_w, L.fc_b)), L.mlp_w, L.mlp_b)
-        logits = linear(self.norm(x, self.ln_f), self.head, None)  # (B, C) @ (C, V) -> (B, V)
+            h = x if self.post_norm else self.norm(x, L.ln_1)
+            qkv = linear(h, L.attn_w, L.attn_b).reshape(B, nh + 2 * nkv, hs)  # (B, ·) -> heads
+            a = linear(self.attend(i, qkv, pos), L.proj_w, L.proj_b)
+            if self.post_norm:  # norm(x + f(x)): block.py
+                x = self.norm(x + a, L.ln_1)
+                x = self.norm(x + self.mlp(L, x), L.ln_2)
+            else:
+                x += a
+                x += self.mlp(L, self.norm(x, L.ln_2))
+        h = x if self.ln_f is None else self.norm(x, self.ln_f)
+        logits = linear(h, self.head, None)  # (B, C) @ (C, V) -> (B, V)
         self.cache.advance(1)
         return backend.to_numpy(logits)
 

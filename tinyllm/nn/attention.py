@@ -67,7 +67,7 @@ class CausalSelfAttention(Module):
         self.c_attn = Linear(C, C + 2 * self.n_kv_head * hs, bias=config.bias)  # q (C) | k (nkv·hs) | v (nkv·hs)
         self.c_proj = Linear(C, C, bias=config.bias)
         self.resid_dropout = Dropout(config.dropout)
-        self.causal = True
+        self.causal = config.causal
         self.record = False
         self.last_weights = None
 

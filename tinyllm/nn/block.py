@@ -14,6 +14,17 @@ The norms are LayerNorm (with or without bias) or RMSNorm, by ``GPTConfig.norm``
 With ``GPTConfig.n_expert`` > 0, the blocks that ``config.is_moe_layer(layer)`` names hold a
 mixture of experts (tinyllm/nn/moe.py) as their ``mlp``: the same place, the same shapes.
 
+Post-norm (``GPTConfig.norm_position = "post"``, Vaswani et al. 2017; BERT)
+normalizes the stream itself after each residual add:
+
+    x = norm_1(x + attn(x))
+    x = norm_2(x + mlp(x))
+
+so every block's output has unit RMS, and the gradient to early layers passes
+through 2·n_layer norms on its way down (Xiong et al. 2020: why post-norm needs
+a learning-rate warm-up; chapter 10 measures it). The model then has no final
+norm: the last block's output is normalized already.
+
 Example: Block(GPTConfig(vocab_size=8, context_length=4, n_layer=1, n_head=2, d_model=4))
 maps (B, T, 4) -> (B, T, 4); its parameters are ln_1.*, attn.c_attn.*, attn.c_proj.*,
 ln_2.*, mlp.c_fc.*, mlp.c_proj.*.
@@ -47,8 +58,12 @@ class Block(Module):
         self.attn = CausalSelfAttention(config)
         self.ln_2 = make_norm(config)
         self.mlp = MoE.from_config(config) if config.is_moe_layer(layer) else MLP(config)  # layer: its index
+        self.post_norm = config.norm_position == "post"
 
     def forward(self, x, cache=None, layer: int = 0):
         """cache, layer: a KVCache and this block's index in it (see CausalSelfAttention)."""
+        if self.post_norm:  # Vaswani et al. 2017: norm(x + f(x))
+            x = self.ln_1(x + self.attn(x, cache=cache, layer=layer))
+            return self.ln_2(x + self.mlp(x))
         x = x + self.attn(self.ln_1(x), cache=cache, layer=layer)
         return x + self.mlp(self.ln_2(x))

@@ -15,6 +15,10 @@ config format describes every model of the book:
     rope_theta    RoPE's base: plane i turns by θ_i = rope_theta^(-2i/hs) per position (10000 in the paper)
     norm          "layernorm" | "rmsnorm"
     activation    "gelu" | "gelu_tanh" | "relu" | "silu"   (gelu_tanh is GPT-2's own "gelu_new")
+                  | "swiglu" | "geglu": gated MLPs, three projections (Shazeer 2020), d_ff by default
+                  2/3 · 4·d_model rounded up to a multiple of 64 (LLaMA's rule), so the MLP keeps ~8·C² weights
+    norm_position "pre" (GPT-2: x + f(norm(x))) | "post" (Vaswani et al. 2017: norm(x + f(x)), no final norm)
+    causal        True: a decoder; False: every token sees every token (BERT's masked LM, §11)
     n_kv_head     None (= n_head, multi-head) | a divisor of n_head (grouped-query; 1 = multi-query)
     attention     "full"                             (sliding-window, flash: later attention chapters)
     n_expert      0 (a dense MLP) | E: a mixture of E experts in every moe_every-th block (§8, tinyllm/nn/moe.py),
@@ -38,7 +42,9 @@ from dataclasses import dataclass
 
 POS_ENCODINGS = ("learned", "sinusoidal", "rope", "alibi", "none")
 NORMS = ("layernorm", "rmsnorm")
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swiglu", "geglu")
+GATED_ACTIVATIONS = ("swiglu", "geglu")  # an MLP with a gate projection: act(x W_gate) ⊙ x W_up
+NORM_POSITIONS = ("pre", "post")
 ATTENTIONS = ("full",)
 
 # names of variants that a later chapter adds: accepted as words, refused with a pointer to that chapter
@@ -57,6 +63,18 @@ def _choice(field: str, value, valid: tuple) -> None:
                                   f"{planned[value]}); implemented now: {', '.join(map(repr, valid))}")
     known = list(valid) + list(planned)
     raise ValueError(f"GPTConfig: unknown {field} {value!r}; expected one of {', '.join(map(repr, known))}")
+
+
+def default_d_ff(d_model: int, activation: str = "gelu") -> int:
+    """The MLP width when d_ff is not given: 4·d_model, or for a gated MLP 2/3 of it rounded up to a multiple of 64.
+
+    A gated MLP has three d_model x d_ff matrices instead of two; 2/3 · 4·d_model keeps its weights at
+    ~8·d_model² (LLaMA, Touvron et al. 2023: hidden = 2/3 · 4d, rounded up to a multiple of 256 there).
+    default_d_ff(128, "swiglu") -> 384 (341.3 rounded up); default_d_ff(128) -> 512.
+    """
+    if activation not in GATED_ACTIVATIONS:
+        return 4 * d_model
+    return -(-int(2 * 4 * d_model / 3) // 64) * 64
 
 
 def _positive_int(name: str, value) -> None:
@@ -90,12 +108,14 @@ class GPTConfig:
     moe_aux_loss_coef: float = 0.01  # Switch's load-balancing loss, per MoE layer
     moe_z_loss_coef: float = 0.001   # ST-MoE's router z-loss, per MoE layer
     moe_every: int = 1               # blocks moe_every-1, 2·moe_every-1, ... are MoE (1: all)
+    norm_position: str = "pre"       # "pre" (GPT-2) | "post" (the original Transformer)
+    causal: bool = True              # False: bidirectional attention (masked LM)
 
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "n_layer", "n_head", "d_model"):
             _positive_int(name, getattr(self, name))
-        if self.d_ff is None:
-            object.__setattr__(self, "d_ff", 4 * self.d_model)  # subtle: frozen, so set it like this
+        if self.d_ff is None:  # subtle: frozen, so set it like this
+            object.__setattr__(self, "d_ff", default_d_ff(self.d_model, self.activation))
         _positive_int("d_ff", self.d_ff)
         if self.d_model % self.n_head:
             raise ValueError(f"GPTConfig: d_model={self.d_model} must be divisible by n_head={self.n_head} "
@@ -109,7 +129,7 @@ class GPTConfig:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
                 or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig: dropout must be a probability in [0, 1), got {self.dropout!r}")
-        for name in ("bias", "tie_embeddings"):
+        for name in ("bias", "tie_embeddings", "causal"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"GPTConfig: {name} must be True or False, got {getattr(self, name)!r}")
         if isinstance(self.norm_eps, bool) or not isinstance(self.norm_eps, (int, float)) or not self.norm_eps > 0:
@@ -128,6 +148,7 @@ class GPTConfig:
         _choice("pos_encoding", self.pos_encoding, POS_ENCODINGS)
         _choice("norm", self.norm, NORMS)
         _choice("activation", self.activation, ACTIVATIONS)
+        _choice("norm_position", self.norm_position, NORM_POSITIONS)
         _choice("attention", self.attention, ATTENTIONS)
 
     # ------------------------------------------------------------------ derived sizes

@@ -6,6 +6,7 @@ nothing else; otherwise ``make_decoder`` returns None and generation decodes
 through the modules, the reference path:
 
     a module of another type       lab 4's VariantAttention, a LoRA or MoE layer, a subclass
+    a hook on any module           register_forward_hook & co. (nn/hooks.py): the modules must run
     attention recording on         record_attention(model): the weights must be kept
     attention not causal           the bidirectional ablation: nothing can be cached at all
     dropout while training         the Decoder has no dropout (generate switches to eval first)
@@ -29,12 +30,13 @@ import numpy as np
 
 from tinyllm import backend
 from tinyllm.inference.decode import Decoder
-from tinyllm.nn.activation import GELU, ReLU, SiLU
+from tinyllm.nn.activation import GELU, GatedActivation, ReLU, SiLU
 from tinyllm.nn.attention import CausalSelfAttention
 from tinyllm.nn.block import Block
 from tinyllm.nn.container import ModuleDict, ModuleList
 from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.embedding import Embedding
+from tinyllm.nn.hooks import has_hooks
 from tinyllm.nn.linear import Linear
 from tinyllm.nn.mlp import MLP
 from tinyllm.nn.norms import LayerNorm, RMSNorm
@@ -42,12 +44,14 @@ from tinyllm.nn.positional import alibi_bias, rope_cos_sin
 
 # the module types whose forward the Decoder repeats (the GPT itself is checked by GPT.make_decoder)
 PLAIN = frozenset({ModuleDict, ModuleList, Embedding, Dropout, Block, LayerNorm, RMSNorm, CausalSelfAttention,
-                   MLP, Linear, GELU, ReLU, SiLU})
+                   MLP, Linear, GELU, ReLU, SiLU, GatedActivation})
 
 
 def why_not_decodable(model) -> str:
     """'' when the Decoder reproduces model's eval forward, else the reason it does not (module docstring)."""
     for name, m in model.named_modules():
+        if has_hooks(m):
+            return f"{name or 'the model'} has hooks registered, which only the modules' calls run"
         if m is model:
             continue
         if type(m) not in PLAIN:

@@ -8,6 +8,7 @@ next token:
                                                            "sinusoidal": √C · wte[idx] + PE[0..T-1])
     x      = Block_L(... Block_1(x))                       pre-norm attention + MLP, residuals
     logits = ln_f(x) W_headᵀ                               (B, T, V), W_head = wte when tied
+                                                           (post-norm blocks, block.py: x W_headᵀ, no ln_f)
     loss   = mean over (b, t) of -log softmax(logits[b, t])[targets[b, t]]
              (+ the MoE layers' balance and z losses while training, §8; model.loss_parts has each part)
 
@@ -74,8 +75,9 @@ class GPT(Module):
         parts = dict(wte=Embedding(config.vocab_size, config.d_model))
         if config.pos_encoding == "learned":
             parts["wpe"] = Embedding(config.context_length, config.d_model)
-        parts.update(drop=Dropout(config.dropout), h=ModuleList([Block(config, i) for i in range(config.n_layer)]),
-                     ln_f=make_norm(config))
+        parts.update(drop=Dropout(config.dropout), h=ModuleList([Block(config, i) for i in range(config.n_layer)]))
+        if config.norm_position == "pre":  # post-norm blocks end normalized: no final norm (block.py)
+            parts["ln_f"] = make_norm(config)
         self.transformer = ModuleDict(parts)
         if config.pos_encoding == "sinusoidal":  # derived from the config: a buffer that is never saved
             self.register_buffer("pos_table", tensor(sinusoidal_table(config.context_length, config.d_model)),
@@ -177,7 +179,7 @@ class GPT(Module):
             x = block(x, cache=cache, layer=layer)
         if cache is not None:
             cache.advance(T)  # every layer has written positions offset .. offset+T-1
-        return self.transformer.ln_f(x)
+        return self.transformer.ln_f(x) if "ln_f" in self.transformer else x
 
     def forward(self, idx, targets=None, cache=None):
         """(logits (B, T, V), loss) for ids (B, T); loss is None without targets.

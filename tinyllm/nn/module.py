@@ -26,9 +26,11 @@ Example:
     >>> [name for name, _ in MLP().named_parameters()]
     ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias']
 
-Containers (``ModuleList``, ``Sequential``, ``ModuleDict``) are in container.py.
+Containers (``ModuleList``, ``Sequential``, ``ModuleDict``) are in container.py;
+forward and backward hooks (``register_forward_hook``, ``register_full_backward_hook``,
+with PyTorch's signatures) in hooks.py.
 
-Length: ~490 lines, over this project's ~300-line aim on purpose: it is the whole of
+Length: ~520 lines, over this project's ~300-line aim on purpose: it is the whole of
 torch.nn.Module's surface (registration, walking the tree, modes, devices, checkpoints) as one
 class, in short sections; split up, one concept would be spread over several files.
 """
@@ -42,6 +44,7 @@ import numpy as np
 
 from tinyllm import backend
 from tinyllm.autograd import no_grad, zero_grads
+from tinyllm.nn import hooks
 from tinyllm.tensor import Tensor
 
 
@@ -139,12 +142,38 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_hooks", None)  # a hooks.Hooks once the first hook is registered
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        if not self._hooks:  # the common case: straight to forward
+            return self.forward(*args, **kwargs)
+        return hooks.call(self, args, kwargs)
+
+    # ------------------------------------------------------------------ hooks (hooks.py: the signatures and how)
+    def _hook_registry(self) -> hooks.Hooks:
+        if self._hooks is None:
+            object.__setattr__(self, "_hooks", hooks.Hooks())
+        return self._hooks
+
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False):
+        """hook(module, args) -> None | new args, before each forward (with_kwargs: hook(module, args, kwargs))."""
+        return self._hook_registry().add("forward_pre", hook, prepend, with_kwargs=with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False):
+        """hook(module, args, output) -> None | new output, after each forward; a RemovableHandle."""
+        return self._hook_registry().add("forward", hook, prepend, with_kwargs=with_kwargs, always_call=always_call)
+
+    def register_full_backward_pre_hook(self, hook, prepend: bool = False):
+        """hook(module, grad_output) -> None | new grad_output, when the gradients of the outputs are known."""
+        return self._hook_registry().add("backward_pre", hook, prepend)
+
+    def register_full_backward_hook(self, hook, prepend: bool = False):
+        """hook(module, grad_input, grad_output) -> None | new grad_input, when the inputs' gradients are known."""
+        return self._hook_registry().add("backward", hook, prepend)
 
     # ------------------------------------------------------------------ registration
     def _check_name(self, name, kind: str) -> None:
