@@ -70,7 +70,7 @@ from tinyllm.functional.moe import (
     router_z_loss,
     top_k_experts,
 )
-from tinyllm.nn.config import GPTConfig
+from tinyllm.nn.config import GATED_ACTIVATIONS, GPTConfig
 from tinyllm.nn.container import ModuleList
 from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.linear import Linear
@@ -81,16 +81,23 @@ from tinyllm.tensor import Tensor
 
 
 class Expert(Module):
-    """One expert: the MLP's c_fc (C -> d_ff), activation, c_proj (d_ff -> C); dropout is the MoE's, once."""
+    """One expert: the MLP's c_fc (C -> d_ff), activation, c_proj (d_ff -> C); dropout is the MoE's, once.
+
+    A gated activation ("swiglu", "geglu") adds c_gate (C -> d_ff), as in MLP: act(c_gate(x)) ⊙ c_fc(x).
+    """
 
     def __init__(self, d_model: int, d_ff: int, activation: str = "gelu", bias: bool = True):
         super().__init__()
+        self.gated = activation in GATED_ACTIVATIONS
+        if self.gated:
+            self.c_gate = Linear(d_model, d_ff, bias=bias)
         self.c_fc = Linear(d_model, d_ff, bias=bias)
         self.act = make_activation(activation)
         self.c_proj = Linear(d_ff, d_model, bias=bias)
 
     def forward(self, x):
-        return self.c_proj(self.act(self.c_fc(x)))
+        h = self.act(self.c_gate(x), self.c_fc(x)) if self.gated else self.act(self.c_fc(x))  # (N, d_ff)
+        return self.c_proj(h)
 
 
 @dataclass(frozen=True)
