@@ -293,8 +293,8 @@ def test_train_or_load_checks_before_it_writes(tmp_path):
 def test_a_nan_evaluation_writes_no_checkpoint(tmp_path, monkeypatch):
     real = loop_module.estimate_loss
 
-    def estimate(model, splits, cfg, T, step, device):
-        out = real(model, splits, cfg, T, step, device)
+    def estimate(model, splits, cfg, T, step, device, **kw):
+        out = real(model, splits, cfg, T, step, device, **kw)
         return {**out, "val": float("nan")} if step == 4 else out
 
     monkeypatch.setattr(loop_module, "estimate_loss", estimate)

@@ -32,13 +32,20 @@ FORMAT = "tinyllm-train-1"
 
 
 def save_checkpoint(out_dir, *, step: int, model, optimizer, scheduler, data_rng, train_config,
-                    model_config, device: str) -> Path:
-    """Write OUT/ckpt.safetensors (atomically) and the model folder (weights + config.json)."""
+                    model_config, device: str, save_model=None, rank_rngs: list | None = None) -> Path:
+    """Write OUT/ckpt.safetensors (atomically) and the model folder (weights + config.json).
+
+    save_model(model, out_dir) writes the model folder instead of model.save_pretrained(out_dir)
+    (a LoRA finetune writes its merged weights there, so `tinyllm sample` reads a plain GPT).
+    rank_rngs: every rank's model generator in a data-parallel run (rank 0's is also "tinyllm").
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = {"data": data_rng.bit_generator.state}
     if device != "cuda":  # CuPy's generator state cannot be read back; documented in backend.get_rng_state
         rng["tinyllm"] = backend.get_rng_state(device)
+    if rank_rngs is not None:
+        rng["ranks"] = rank_rngs
     state = {
         "format": FORMAT,
         "step": int(step),
@@ -51,7 +58,10 @@ def save_checkpoint(out_dir, *, step: int, model, optimizer, scheduler, data_rng
     }
     path = out_dir / CKPT_NAME
     save(state, path)
-    model.save_pretrained(out_dir)
+    if save_model is None:
+        model.save_pretrained(out_dir)
+    else:
+        save_model(model, out_dir)
     return path
 
 

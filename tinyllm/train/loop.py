@@ -72,7 +72,8 @@ def make_optimizer(model, cfg: TrainConfig):
     """AdamW with weight decay on matrices only (ndim >= 2), and the warmup + cosine schedule."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
-        (decay if p.ndim >= 2 else no_decay).append(p)
+        if p.requires_grad:  # frozen ones (LoRA's base weights) get no optimizer state
+            (decay if p.ndim >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     opt = AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
     sched = WarmupCosine(opt, warmup_steps=cfg.warmup_iters, max_steps=cfg.decay_iters,
@@ -80,8 +81,13 @@ def make_optimizer(model, cfg: TrainConfig):
     return opt, sched
 
 
-def estimate_loss(model, splits: dict, cfg: TrainConfig, context_length: int, step: int, device: str) -> dict:
-    """Mean loss over cfg.eval_iters random batches of each split, in eval mode, without gradients."""
+def estimate_loss(model, splits: dict, cfg: TrainConfig, context_length: int, step: int, device: str,
+                  sampler=None) -> dict:
+    """Mean loss over cfg.eval_iters random batches of each split, in eval mode, without gradients.
+
+    sampler(split, batch_size, context_length, rng) -> (x, y) draws the batches instead of
+    get_batch's windows of splits[split] (finetuning on prompt/response records: RunPlan.sampler).
+    """
     rng = np.random.default_rng([cfg.seed, 1, step])  # its own generator: see the module docstring
     out = {}
     model.eval()
@@ -89,7 +95,8 @@ def estimate_loss(model, splits: dict, cfg: TrainConfig, context_length: int, st
         for name, tokens in splits.items():
             losses = []
             for _ in range(cfg.eval_iters):
-                x, y = get_batch(tokens, cfg.batch_size, context_length, rng)
+                x, y = (get_batch(tokens, cfg.batch_size, context_length, rng) if sampler is None
+                        else sampler(name, cfg.batch_size, context_length, rng))
                 _, loss = model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device))
                 losses.append(loss.item())
             out[name] = float(np.mean(losses))
@@ -136,6 +143,17 @@ class RunPlan:
     splits: dict
     model_config: GPTConfig
     resume: bool
+    # finetuning (train/finetune.py) sets these; a pretraining run leaves them None
+    sampler: object = None      # (split, B, T, rng) -> (x, y): batches other than windows of splits' tokens
+    build_model: object = None  # (model_config) -> the model to train (e.g. the base weights + LoRA), not GPT(...)
+    save_model: object = None   # (model, out_dir) -> writes the model folder, instead of model.save_pretrained
+
+    def batch(self, split: str, rng) -> tuple:
+        """(x, y) int64 (B, T) of `split`: the sampler's, or B random windows of splits[split]."""
+        B, T = self.cfg.batch_size, self.model_config.context_length
+        if self.sampler is not None:
+            return self.sampler(split, B, T, rng)
+        return get_batch(self.splits[split], B, T, rng)
 
 
 def prepare(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progress: bool = False) -> RunPlan:
@@ -221,7 +239,7 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
     tinyllm.manual_seed(cfg.seed)
     data_rng = np.random.default_rng(cfg.seed)
     with backend.use_device(device):
-        model = GPT(model_config)
+        model = GPT(model_config) if plan.build_model is None else plan.build_model(model_config)
     opt, sched = make_optimizer(model, cfg)
     start = 0
     if state is not None:
@@ -239,10 +257,13 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
 
     def checkpoint(step):
         save_checkpoint(out_dir, step=step, model=model, optimizer=opt, scheduler=sched, data_rng=data_rng,
-                        train_config=cfg, model_config=model_config, device=device)
+                        train_config=cfg, model_config=model_config, device=device, save_model=plan.save_model)
 
     n_params = model.num_parameters()
-    log(f"model: {n_params / 1e6:.2f}M parameters, {model_config.n_layer} layers, d_model {model_config.d_model}, "
+    n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log(f"model: {n_params / 1e6:.2f}M parameters"
+        + (f" ({n_trained:,} trainable)" if n_trained < n_params else "")
+        + f", {model_config.n_layer} layers, d_model {model_config.d_model}, "
         f"context {T}, vocab {model_config.vocab_size}; data: {len(splits['train']):,} train / "
         f"{len(splits['val']):,} val tokens; device {device}" + (f"; resuming at step {start}" if start else ""))
 
@@ -261,7 +282,7 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
         while True:
             is_last = step == cfg.max_iters
             if (step % cfg.eval_interval == 0 or is_last) and not (state is not None and step == start):
-                last_eval = estimate_loss(model, splits, cfg, T, step, device)
+                last_eval = estimate_loss(model, splits, cfg, T, step, device, sampler=plan.sampler)
                 if not (_finite(last_eval["train"]) and _finite(last_eval["val"])):
                     raise NonFiniteLossError(
                         f"the evaluation at step {step} gave a non-finite loss (train {last_eval['train']}, val "
@@ -281,7 +302,7 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
                 say(f"stopped at step {step}; checkpoint in {out_dir} (continue with --resume)")
                 break
 
-            x, y = get_batch(splits["train"], cfg.batch_size, T, data_rng)
+            x, y = plan.batch("train", data_rng)
             _, loss = model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device))
             loss.backward()
             # the total gradient norm (clipped only when grad_clip > 0); one host sync checks it and the loss
