@@ -58,7 +58,7 @@ def test_identical_experts_all_chosen_equal_the_dense_model():
     x = np.random.default_rng(0).integers(0, 24, (2, 16))
     (a, la), (b, lb) = dense(x, x), moe(x, x)
     np.testing.assert_allclose(host(b), host(a), atol=2e-6, rtol=0)
-    np.testing.assert_allclose(host(moe.loss_parts["lm"]), host(la), rtol=1e-6)
+    np.testing.assert_allclose(host(lb), host(la), rtol=1e-6)  # eval mode: the LM loss alone
 
 
 def test_the_loss_adds_the_aux_losses_in_training_only_and_reports_each_part():
@@ -188,3 +188,15 @@ def test_bad_moe_config_says_what_to_do():
         GPTConfig(**BASE, n_expert=2, moe_every=3)
     with pytest.raises(ValueError, match="expert_capacity_factor must be None"):
         GPTConfig(**BASE, n_expert=2, expert_capacity_factor=-1.0)
+
+
+def test_the_size_bound_counts_the_experts_so_an_edited_config_is_refused():
+    from tinyllm.nn.pretrained import check_sizes, min_parameters
+
+    for kw in (dict(n_expert=4), dict(n_expert=3, moe_every=2, n_layer=3), dict(n_expert=8, expert_top_k=2)):
+        c = GPTConfig(**{**BASE, **kw})
+        model = GPT(c)
+        n = sum(t.data.size for name, t in model.state_dict().items() if name != "lm_head.weight")
+        assert GPTConfig(**BASE).n_expert == 0 and min_parameters(GPTConfig(**BASE)) < min_parameters(c) <= n
+    with pytest.raises(ValueError, match="describes a model of at least"):
+        check_sizes(GPTConfig(**{**BASE, "n_expert": 10**9}), n, "config.json", "model.safetensors")

@@ -40,12 +40,16 @@ def min_parameters(config: GPTConfig) -> int:
     """A lower bound on the values a GPT of `config` stores in its weights file (tied lm_head not counted).
 
     wte V·C, learned positions T·C, per layer q and c_proj 2C², k and v 2·C·nkv·hs, the MLP 2·C·d_ff
+    (a block of E experts: E times that, and a router C·E)
     (biases and norms left out, so the bound stays below every variant), an untied lm_head V·C.
     min_parameters(GPTConfig(vocab_size=65, context_length=64, n_layer=4, n_head=4, d_model=128)) -> 802_944
     """
     C, V, T = config.d_model, config.vocab_size, config.context_length
     per_layer = 2 * C * C + 2 * C * config.kv_heads * config.head_dim + 2 * C * config.d_ff
+    n_moe = config.n_layer // config.moe_every if config.n_expert else 0  # blocks whose MLP is E experts
+    per_moe = (config.n_expert - 1) * 2 * C * config.d_ff  # and a router, C·E
     return (V * C + (T * C if config.pos_encoding == "learned" else 0) + config.n_layer * per_layer
+            + n_moe * (per_moe + C * config.n_expert)
             + (0 if config.tie_embeddings else V * C))
 
 
