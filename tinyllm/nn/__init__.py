@@ -12,6 +12,7 @@
     GPTConfig                  a GPT's architecture, a frozen dataclass             (config.py)
     CausalSelfAttention        masked multi-head / grouped-query attention          (attention.py)
     MLP                        the position-wise feed-forward network               (mlp.py)
+    MoE                        a mixture of experts, a drop-in for the MLP (§8)      (moe.py)
     Block                      one pre-norm transformer layer                       (block.py)
     GPT                        the decoder-only language model                      (gpt.py)
     save/load_pretrained       a model folder: model.safetensors + config.json      (pretrained.py)
@@ -30,10 +31,11 @@ from tinyllm.nn.gpt import GPT
 from tinyllm.nn.linear import Linear
 from tinyllm.nn.mlp import MLP
 from tinyllm.nn.module import Module, Parameter
+from tinyllm.nn.moe import MoE
 from tinyllm.nn.norms import LayerNorm, RMSNorm
 
 __all__ = [
-    "Block", "CausalSelfAttention", "GPT", "GPTConfig", "MLP",
+    "Block", "CausalSelfAttention", "GPT", "GPTConfig", "MLP", "MoE",
     "Dropout", "Embedding", "GELU", "ReLU", "SiLU", "Tanh", "LayerNorm", "Linear", "Module", "ModuleDict", "ModuleList",
     "Parameter", "RMSNorm", "Sequential", "init",
 ]
