@@ -17,7 +17,9 @@ by line; the tests check every op against its composition from
     embedding.py      embedding
     dropout.py        dropout
     linear.py         linear
-    attention.py      scaled_dot_product_attention (causal, masks, dropout, GQA)
+    attention.py      scaled_dot_product_attention (causal, masks, dropout, GQA, sliding window)
+    memory_efficient_attention.py   memory_efficient_attention (queries in chunks: memory O(chunk · S))
+    flash_attention.py              flash_attention (tiles, online softmax, FlashAttention-2's backward: O(L + S))
     kernels.py        the Numba fast path (host, float32) of the above
 
 The rest of the torch.nn.functional surface that the later chapters use
@@ -44,6 +46,7 @@ from tinyllm.functional.cross_entropy import cross_entropy
 from tinyllm.functional.dropout import dropout
 from tinyllm.functional.embedding import embedding
 from tinyllm.functional.encoding import one_hot
+from tinyllm.functional.flash_attention import flash_attention
 from tinyllm.functional.gated import geglu, swiglu
 from tinyllm.functional.linear import linear
 from tinyllm.functional.losses import (
@@ -56,6 +59,7 @@ from tinyllm.functional.losses import (
     nll_loss,
     smooth_l1_loss,
 )
+from tinyllm.functional.memory_efficient_attention import memory_efficient_attention
 from tinyllm.functional.norms import layer_norm, rms_norm
 from tinyllm.functional.padding import pad
 from tinyllm.functional.softmax import log_softmax, softmax
@@ -63,7 +67,8 @@ from tinyllm.functional.vectors import cosine_similarity, normalize
 
 __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cosine_similarity", "cross_entropy", "dropout",
-    "embedding", "gelu", "geglu", "glu", "huber_loss", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
-    "log_softmax", "logsigmoid", "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "relu", "rms_norm",
-    "scaled_dot_product_attention", "sigmoid", "silu", "smooth_l1_loss", "softmax", "softplus", "swiglu", "tanh",
+    "embedding", "flash_attention", "gelu", "geglu", "glu", "huber_loss", "kl_div", "l1_loss", "layer_norm",
+    "leaky_relu", "linear", "log_softmax", "logsigmoid", "memory_efficient_attention", "mse_loss", "nll_loss",
+    "normalize", "one_hot", "pad", "relu", "rms_norm", "scaled_dot_product_attention", "sigmoid", "silu",
+    "smooth_l1_loss", "softmax", "softplus", "swiglu", "tanh",
 ]

@@ -21,6 +21,13 @@ query i when j <= i, also when L != S); a query with every key masked gets
 zeros, not NaN; enable_gqa lets K and V have fewer heads (dim -3) than Q,
 each shared by a group of consecutive query heads (grouped-query attention,
 Ainslie et al. 2023).
+
+Two arguments go beyond torch's, shared with memory_efficient_attention and
+flash_attention (the same math in tiles): ``offset`` places query i at position
+offset + i among the keys (a KV cache holding S - L keys before the L new
+queries: offset = S - L; is_causal then means j <= offset + i), and ``window``
+(with is_causal) also hides keys j <= offset + i - window, Mistral's sliding
+window. Both become a boolean mask of the scores here: this is the plain version.
 """
 
 from __future__ import annotations
@@ -226,8 +233,32 @@ def _mask_bias(attn_mask, q, L, S):
     return m  # a Tensor: it may require grad (e.g. a learned bias)
 
 
+def _causal_bias(name, L, S, window, offset, q):
+    """(L, S) constant: 0 where query i sees key j (j <= offset + i, j > offset + i - window), else -inf."""
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+        raise ValueError(f"{name}: offset must be an integer (query i sits at position offset + i), got {offset!r}")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
+        raise ValueError(f"{name}: window must be a positive integer or None, got {window!r}")
+    xp = backend.of(q.data)
+    qpos = (xp.arange(L) + int(offset))[:, None]  # (L, 1)
+    kpos = xp.arange(S)[None, :]                  # (1, S)
+    hidden = kpos > qpos
+    if window is not None:
+        hidden |= kpos <= qpos - int(window)
+    return xp.where(hidden, q.dtype.type(-np.inf), q.dtype.type(0))
+
+
+def _add(bias, extra):
+    """bias + extra, where bias is None, a raw array or a Tensor (a learned float mask keeps its gradient)."""
+    if bias is None:
+        return extra
+    if isinstance(bias, Tensor):
+        return bias + Tensor(extra)
+    return bias + extra
+
+
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
-                                 scale=None, enable_gqa=False):
+                                 scale=None, enable_gqa=False, window=None, offset=0):
     """torch.nn.functional.scaled_dot_product_attention: softmax(Q Kᵀ/√E + mask) V.
 
     query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev).
@@ -235,6 +266,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     dropout_p: dropout on the attention weights (pass 0 when evaluating, as in torch).
     is_causal: query i sees keys j <= i (top-left aligned); combined with attn_mask if both given.
     scale: defaults to 1/√E.  enable_gqa: key/value may have fewer heads (dim -3) than query.
+    offset: query i sits at position offset + i among the keys (is_causal: sees j <= offset + i).
+    window: with is_causal, query i also does not see keys j <= offset + i - window (sliding window).
 
     >>> q = k = tinyllm.tensor([[0.0], [1.0]]); v = tinyllm.tensor([[1.0], [3.0]])
     >>> F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -268,6 +301,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise ValueError(f"{name}: dropout_p must be in [0, 1], got {dropout_p}")
     scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
     bias = None if attn_mask is None else _mask_bias(attn_mask, q, L, S)
+    if is_causal and (offset or window is not None):  # the general causal mask, as an additive bias
+        bias = _add(bias, _causal_bias(name, L, S, window, offset, q))
+        is_causal = False
+    elif window is not None:
+        raise ValueError(f"{name}: a sliding window is causal (query i sees keys i - window < j <= i); "
+                         f"pass is_causal=True with window={window}")
     # the output has the query's batch dims; key, value and mask may broadcast up to them, not beyond
     cut = -3 if groups > 1 else -2
     leads = [q.shape[:cut], k.shape[:cut], v.shape[:cut]] + ([] if bias is None else [bias.shape[:-2]])
