@@ -17,6 +17,8 @@
     tinyllm kv-viz --ckpt DIR --prompts FILE [--out FILE] which positions a prefix cache reused (§6)
     tinyllm render attention|positional [--quality l|m|h] the Manim animations of §3 and §2
     tinyllm finetune --from DIR --data FILE --out DIR     continue a model on your data, LoRA optional (§12)
+    tinyllm clean IN OUT                                  normalize a corpus, drop what breaks quality rules (§16)
+    tinyllm dedup IN OUT [--threshold T]                  remove exact copies and near-duplicates (§16)
 
 The commands of later chapters live in their tool modules (tinyllm/viz/, tinyllm/render.py);
 each registers itself with add_subcommand(sub) (see _CHAPTER_COMMANDS).
@@ -281,6 +283,7 @@ _CHAPTER_COMMANDS = (
     "tinyllm.viz.kv_viz",                # tinyllm kv-viz
     "tinyllm.render",                    # tinyllm render
     "tinyllm.posttrain",                 # tinyllm finetune
+    "tinyllm.data_commands",             # tinyllm clean, dedup
 )
 
 # the --out rules and flag builder of `tinyllm train`, shared with the chapter commands (tinyllm/posttrain.py)

@@ -9,6 +9,7 @@ so the programs a person runs (``tinyllm train``, ``tinyllm demo``, the labs,
     keep_host_memory()      malloc keeps freed memory for the next step (no page faults)
     with one_blas_thread(): NumPy's BLAS on one thread (small matrices: hand-offs cost more than the work)
     with ThreadTuner():     BLAS and kernel threads chosen by timing the run (what `tinyllm train` uses)
+    with FixedThreads(n):   both at n threads (a data-parallel rank: the cores split over the ranks)
 
 None changes a number the model computes, only the time it takes. None
 prints: each returns whether it could do its job, and the caller says so if it
@@ -179,4 +180,40 @@ class ThreadTuner:
         recent = statistics.median(self._samples[-self.trial:])
         if (len(self._samples) >= self.trial and recent < (1 - self.drift) * self._best) or self._seen >= self.every:
             self._begin_probe()
+        return False
+
+
+class FixedThreads:
+    """NumPy's BLAS and tinyllm's kernels at n threads for the with-block (restored after).
+
+    The data-parallel ranks on one machine share its cores: each gets cores / ranks, so they
+    do not spin against each other. ``observe`` is ThreadTuner's callback, doing nothing.
+    """
+
+    def __init__(self, n: int):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"FixedThreads: n must be an integer >= 1, got {n!r}")
+        self.n = n
+        self._limits = None
+
+    def __enter__(self) -> FixedThreads:
+        from tinyllm.functional import kernels
+
+        kernels.set_num_threads(self.n)
+        try:
+            from threadpoolctl import threadpool_limits
+
+            self._limits = threadpool_limits(self.n, user_api="blas")
+        except ImportError:
+            self._limits = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from tinyllm.functional import kernels
+
+        kernels.set_num_threads(None)
+        if self._limits is not None:
+            self._limits.restore_original_limits()
+
+    def observe(self, step: int, record: dict) -> bool:
         return False

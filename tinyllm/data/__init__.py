@@ -9,6 +9,12 @@ synthetic story grammar), ``dataset`` (build_tokenizer, token arrays, .bin files
 split, batches), ``tasks`` (toy copy / reverse / sort sequences, scored on the
 answer tokens only). The tokenizers and their files live in tinyllm.tokenizer;
 CharTokenizer, load_tokenizer and save_tokenizer are re-exported here.
+
+Preparing a corpus (import these modules directly; nothing of them is loaded here):
+``documents`` (JSONL and text corpora, streamed a document at a time), ``clean``
+(normalization and filters, with ``quality``: Gopher's rules), ``dedup`` (exact and
+MinHash + LSH near-duplicates, on ``shingles``, ``minhash`` and the exact ``jaccard``
+they are measured against), ``synthetic`` (generated data).
 """
 
 from tinyllm.data.dataset import (

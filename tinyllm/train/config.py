@@ -49,6 +49,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0           # 0 turns clipping off
+    grad_accum: int = 1              # micro-batches per step: batch_size is split into this many (same step)
     eval_interval: int = 250
     eval_iters: int = 20
     log_interval: int = 10
@@ -67,7 +68,7 @@ class TrainConfig:
             plain = _plain(value, kinds)
             need(plain is not _WRONG, f"{f.name} must be {' or '.join(_name(k) for k in kinds)}, got {value!r}")
             object.__setattr__(self, f.name, plain)  # subtle: frozen, so set it like this
-        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters", "log_interval"):
+        for name in ("batch_size", "max_iters", "eval_interval", "eval_iters", "log_interval", "grad_accum"):
             value = getattr(self, name)
             need(isinstance(value, int) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
         need(self.warmup_iters >= 0, f"warmup_iters must be >= 0, got {self.warmup_iters}")

@@ -15,6 +15,13 @@ A run stops cleanly at an iteration boundary: Ctrl-C (once) or a callback asking
 to stop writes a checkpoint at that step; ``resume=True`` continues from it and
 gives exactly the losses the uninterrupted run would have (on the CPU).
 
+Data parallel (``plan.group`` of N ranks, tinyllm/distributed/): every rank draws the
+same global batch and trains on its 1/N of the rows; step 3's gradients are averaged
+over the ranks before step 4, so N ranks take the step one process would take with
+the whole batch. Evaluation is sharded the same way. Only rank 0 writes files.
+With grad_accum = K, each rank's rows are split into K micro-batches whose
+gradients add up (each loss scaled by 1/K) before the step.
+
     result = train(TrainConfig(max_iters=200), dict(n_layer=2, n_head=2, d_model=64, context_length=64))
     print(result.val_loss)
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -41,6 +49,7 @@ from tinyllm.data import (
     save_tokenizer,
     split_tokens,
 )
+from tinyllm.distributed import DataParallel, SingleProcess, ZeroOptimizer
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.gpt import GPT
 from tinyllm.nn.moe import moe_report
@@ -82,11 +91,12 @@ def make_optimizer(model, cfg: TrainConfig):
 
 
 def estimate_loss(model, splits: dict, cfg: TrainConfig, context_length: int, step: int, device: str,
-                  sampler=None) -> dict:
+                  sampler=None, dp: DataParallel | None = None) -> dict:
     """Mean loss over cfg.eval_iters random batches of each split, in eval mode, without gradients.
 
     sampler(split, batch_size, context_length, rng) -> (x, y) draws the batches instead of
     get_batch's windows of splits[split] (finetuning on prompt/response records: RunPlan.sampler).
+    With `dp`, each rank evaluates its rows of every batch and the means are averaged over the ranks.
     """
     rng = np.random.default_rng([cfg.seed, 1, step])  # its own generator: see the module docstring
     out = {}
@@ -97,9 +107,11 @@ def estimate_loss(model, splits: dict, cfg: TrainConfig, context_length: int, st
             for _ in range(cfg.eval_iters):
                 x, y = (get_batch(tokens, cfg.batch_size, context_length, rng) if sampler is None
                         else sampler(name, cfg.batch_size, context_length, rng))
+                if dp is not None:
+                    x, y = dp.shard(x), dp.shard(y)
                 _, loss = model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device))
                 losses.append(loss.item())
-            out[name] = float(np.mean(losses))
+            out[name] = float(np.mean(losses)) if dp is None else dp.mean(float(np.mean(losses)))
     model.train()
     return out
 
@@ -147,6 +159,9 @@ class RunPlan:
     sampler: object = None      # (split, B, T, rng) -> (x, y): batches other than windows of splits' tokens
     build_model: object = None  # (model_config) -> the model to train (e.g. the base weights + LoRA), not GPT(...)
     save_model: object = None   # (model, out_dir) -> writes the model folder, instead of model.save_pretrained
+    # data parallel (tinyllm/distributed/): the ranks, and ZeRO stage 0 (none) or 1 (sharded AdamW state)
+    group: object = None        # None: this process alone
+    zero: int = 0
 
     def batch(self, split: str, rng) -> tuple:
         """(x, y) int64 (B, T) of `split`: the sampler's, or B random windows of splits[split]."""
@@ -156,8 +171,11 @@ class RunPlan:
         return get_batch(self.splits[split], B, T, rng)
 
 
-def prepare(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progress: bool = False) -> RunPlan:
+def prepare(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progress: bool = False,
+            group=None, zero: int = 0) -> RunPlan:
     """Check the data, the tokenizer, both configs and the checkpoint; write nothing.
+
+    group: the ranks of a data-parallel run (tinyllm.distributed), zero: 1 to shard AdamW's state.
 
     Raises ValueError (DataError, CheckpointError), NotImplementedError or RuntimeError with a
     message for the user; `train` calls it first, so a run that cannot work changes no file.
@@ -165,6 +183,14 @@ def prepare(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progr
     out_dir = Path(cfg.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"the run folder {out_dir} is a file, not a folder; choose another --out")
+    ranks = 1 if group is None else group.size
+    if cfg.batch_size % (ranks * cfg.grad_accum):
+        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {ranks} rank(s) x grad_accum="
+                         f"{cfg.grad_accum} = {ranks * cfg.grad_accum} (each gets batch_size / that rows per "
+                         f"micro-batch); choose a batch_size that is a multiple of {ranks * cfg.grad_accum}")
+    if zero not in (0, 1):
+        raise ValueError(f"zero must be 0 (plain data parallel) or 1 (AdamW's state sharded over the ranks), "
+                         f"got {zero}")
     device = backend.check_device(cfg.device or backend.get_device())
     if device == "cuda" and not backend.cuda_available():
         raise ValueError("device 'cuda' needs CuPy and an NVIDIA GPU (pip install 'tinyllm[gpu]'); "
@@ -204,7 +230,23 @@ def prepare(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progr
                              f"use more data, a smaller context_length or another val_fraction")
     check_fits(model_config, cfg.batch_size, device)  # n_layer=10**12 is a message, not days of building
     return RunPlan(cfg=cfg, device=device, state=state, tokenizer=tok, splits=splits, model_config=model_config,
-                   resume=resume)
+                   resume=resume, group=group, zero=zero)
+
+
+def _seed_rank(state, group, seed: int, step: int, device: str) -> None:
+    """Give rank r > 0 its own model generator (dropout), restored from the checkpoint where it holds one.
+
+    Rank 0 keeps the run's generator (the checkpoint's "tinyllm" state). A checkpoint written by
+    the same number of ranks holds each rank's state; one written by another number of ranks
+    cannot, so those ranks start new streams from (seed, rank, step).
+    """
+    if group.rank == 0 or device == "cuda":
+        return
+    ranks = (state or {}).get("rng", {}).get("ranks")
+    if isinstance(ranks, list) and len(ranks) == group.size:
+        backend.set_rng_state(ranks[group.rank], device)
+    else:
+        tinyllm.manual_seed(int(np.random.SeedSequence([seed, group.rank, step]).generate_state(1)[0]))
 
 
 def _quiet(*args, **kwargs) -> None:
@@ -235,29 +277,47 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
     model_config = plan.model_config
     out_dir = Path(cfg.out_dir)
     T = model_config.context_length
+    group = plan.group or SingleProcess()
+    writer = group.rank == 0  # only rank 0 writes files and speaks
+    if not writer:
+        log, progress = _quiet, False
 
     tinyllm.manual_seed(cfg.seed)
     data_rng = np.random.default_rng(cfg.seed)
     with backend.use_device(device):
         model = GPT(model_config) if plan.build_model is None else plan.build_model(model_config)
     opt, sched = make_optimizer(model, cfg)
+    dp = DataParallel(model.parameters(), group) if group.size > 1 else None
+    if plan.zero:
+        opt = ZeroOptimizer(opt, group)  # the schedule still sets the rates in the same param_groups
     start = 0
     if state is not None:
         start = restore_training_state(state, out_dir, model=model, optimizer=opt, scheduler=sched,
                                        data_rng=data_rng, device=device)
         sched.max_steps = cfg.decay_iters  # a run extended with a larger max_iters decays to its new end
+    if dp is not None:
+        if state is None:
+            dp.broadcast_parameters()  # the same seed gives the same weights; this makes sure of it
+        _seed_rank(state, group, cfg.seed, start, device)
     # the first write: everything above may still refuse the run
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if state is None:
-        save_tokenizer(tok, out_dir)
-        if (out_dir / "metrics.jsonl").exists():
-            (out_dir / "metrics.jsonl").unlink()  # a fresh run in an old folder starts a fresh log
-    else:
-        truncate_metrics(out_dir / "metrics.jsonl", start)
+    if writer:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if state is None:
+            save_tokenizer(tok, out_dir)
+            if (out_dir / "metrics.jsonl").exists():
+                (out_dir / "metrics.jsonl").unlink()  # a fresh run in an old folder starts a fresh log
+        else:
+            truncate_metrics(out_dir / "metrics.jsonl", start)
 
     def checkpoint(step):
-        save_checkpoint(out_dir, step=step, model=model, optimizer=opt, scheduler=sched, data_rng=data_rng,
-                        train_config=cfg, model_config=model_config, device=device, save_model=plan.save_model)
+        if isinstance(opt, ZeroOptimizer):
+            opt.gather_state()  # every rank sends its moments (a collective)
+        rank_rngs = (group.allgather_json(backend.get_rng_state(device))
+                     if dp is not None and device != "cuda" else None)
+        if writer:
+            save_checkpoint(out_dir, step=step, model=model, optimizer=opt, scheduler=sched, data_rng=data_rng,
+                            train_config=cfg, model_config=model_config, device=device, save_model=plan.save_model,
+                            rank_rngs=rank_rngs)
 
     n_params = model.num_parameters()
     n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -271,7 +331,7 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
 
     bar = tqdm(total=cfg.max_iters, initial=start, disable=not progress, dynamic_ncols=True, unit="it")
     say = bar.write if progress else log  # status lines: above the bar, or to `log` (quiet by default)
-    metrics = open(out_dir / "metrics.jsonl", "a")
+    metrics = open(out_dir / "metrics.jsonl", "a") if writer else open(os.devnull, "w")
     t_begin = time.perf_counter()
     t_last, tokens_since = t_begin, 0
     last_eval: dict = {}
@@ -282,7 +342,7 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
         while True:
             is_last = step == cfg.max_iters
             if (step % cfg.eval_interval == 0 or is_last) and not (state is not None and step == start):
-                last_eval = estimate_loss(model, splits, cfg, T, step, device, sampler=plan.sampler)
+                last_eval = estimate_loss(model, splits, cfg, T, step, device, sampler=plan.sampler, dp=dp)
                 if not (_finite(last_eval["train"]) and _finite(last_eval["val"])):
                     raise NonFiniteLossError(
                         f"the evaluation at step {step} gave a non-finite loss (train {last_eval['train']}, val "
@@ -296,22 +356,38 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
                 checkpoint(step)
             if is_last:
                 break
-            if stopper.requested or stopped:
+            stop = stopper.requested or stopped
+            if dp is not None:  # every rank stops at the same step, or the collectives would wait forever
+                stop = dp.mean(float(stop)) > 0
+            if stop:
                 checkpoint(step)
                 stopped = True
                 say(f"stopped at step {step}; checkpoint in {out_dir} (continue with --resume)")
                 break
 
             x, y = plan.batch("train", data_rng)
-            _, loss = model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device))
-            loss.backward()
+            if dp is not None:
+                x, y = dp.shard(x), dp.shard(y)
+            if cfg.grad_accum == 1:
+                _, loss = model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device))
+                loss.backward()
+                loss_value = loss.item()
+            else:  # K micro-batches of this rank's rows; their gradients add up to the mean over all rows
+                loss_value = 0.0
+                for xm, ym in zip(np.split(x, cfg.grad_accum), np.split(y, cfg.grad_accum)):
+                    _, loss = model(tinyllm.tensor(xm, device=device), tinyllm.tensor(ym, device=device))
+                    (loss * (1.0 / cfg.grad_accum)).backward()
+                    loss_value += loss.item() / cfg.grad_accum
+            if dp is not None:
+                dp.reduce_gradients()  # the mean over the ranks: the gradient of the global batch
+                loss_value = dp.mean(loss_value)
             # the total gradient norm (clipped only when grad_clip > 0); one host sync checks it and the loss
             norm = clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
             lr = sched.get_last_lr()[0]
-            if not (_finite(loss.item()) and _finite(norm.item())):
+            if not (_finite(loss_value) and _finite(norm.item())):
                 if not skip_nonfinite:
                     raise NonFiniteLossError(
-                        f"step {step}: the loss ({loss.item()}) or gradient norm ({norm.item()}) is not finite; "
+                        f"step {step}: the loss ({loss_value}) or gradient norm ({norm.item()}) is not finite; "
                         f"stopped without writing a checkpoint (the last good one in {out_dir} is kept): "
                         f"try a lower learning_rate, or skip such steps with --skip-nonfinite")
                 say(f"step {step}: non-finite loss or gradient norm; step skipped (--skip-nonfinite)")
@@ -320,12 +396,12 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
             opt.zero_grad()
             sched.step()
             step += 1
-            tokens_since += x.size
+            tokens_since += x.size * group.size
             bar.update(1)
 
             if step % cfg.log_interval == 0 or step == cfg.max_iters:
                 now = time.perf_counter()
-                rec = {"step": step - 1, "train_loss": loss.item(), "lr": lr,
+                rec = {"step": step - 1, "train_loss": loss_value, "lr": lr,
                        "tokens_per_s": tokens_since / max(now - t_last, 1e-9), "elapsed_s": now - t_begin}
                 moe = moe_report(model)  # per MoE layer: tokens per expert, drops, router entropy (§8)
                 if moe:  # train_loss is what was minimized, the LM loss + the experts' aux losses
