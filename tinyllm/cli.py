@@ -154,6 +154,30 @@ def _resume_settings(args, given: dict, out: str):
     return cfg, {k: v for k, v in saved_model.items() if k != "vocab_size"}
 
 
+def _process_group(args):
+    """The ranks of `mpiexec -n N tinyllm train --data-parallel`, or None for one process."""
+    from tinyllm.distributed import init_process_group, launched_size
+
+    n = launched_size()
+    if n > 1 and not args.data_parallel:
+        raise ValueError(f"launched by mpiexec as one of {n} processes without --data-parallel: each would train "
+                         f"its own copy into the same --out; add --data-parallel (or run one process)")
+    if not args.data_parallel:
+        if args.zero:
+            raise ValueError("--zero shards the optimizer over data-parallel ranks: add --data-parallel "
+                             "and start the ranks with mpiexec -n N")
+        return None
+    return init_process_group()
+
+
+def _threads_per_rank() -> int:
+    """The cores of this machine split over the ranks that run on it (MPI_LOCALNRANKS, set by MPICH's mpiexec)."""
+    import os
+
+    local = os.environ.get("MPI_LOCALNRANKS") or os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or "1"
+    return max(1, len(os.sched_getaffinity(0)) // max(1, int(local) if local.isdigit() else 1))
+
+
 def _train(args) -> int:
     from pathlib import Path
 
@@ -168,6 +192,11 @@ def _train(args) -> int:
             given[name] = value
     if args.resume and args.force:
         raise ValueError("--resume continues the run in --out and --force replaces it: give one of them")
+    from tinyllm.distributed import launched_rank
+
+    global _SILENT_ERRORS
+    _SILENT_ERRORS = launched_rank() > 0  # under mpiexec the ranks fail alike: rank 0 says why, once
+    group = _process_group(args)
     # 1. check everything, writing nothing
     if args.resume:
         out = args.out if args.out is not None else preset(args.preset)[0].out_dir
@@ -184,16 +213,29 @@ def _train(args) -> int:
         names = ", ".join(p.name for p in old[:4]) + (", ..." if len(old) > 4 else "")
         raise ValueError(f"{out_dir} already holds files ({names}); continue that run with --resume, or start a "
                          f"new one with --force (the old files are moved to {out_dir}/{REPLACED_PREFIX}<time>/)")
-    plan = prepare(cfg, fields, resume=args.resume, progress=not args.no_progress)
-    # 2. then write
-    if old:
+    plan = prepare(cfg, fields, resume=args.resume, progress=not args.no_progress, group=group, zero=args.zero)
+    # 2. then write (in a data-parallel run, rank 0 writes)
+    writer = group is None or group.rank == 0
+    if old and writer:
         print(f"--force: moved the previous files of {out_dir} to {_move_aside(out_dir, old)}")
+    if group is not None:
+        group.barrier()  # the other ranks start once rank 0 has moved the old files aside
     from tinyllm import runtime
 
     runtime.keep_host_memory()  # process-wide, the command's choice: reuse freed memory between steps
-    with runtime.ThreadTuner() as threads:  # BLAS and kernel threads, chosen by timing this run's steps
-        result = train(cfg, fields, resume=args.resume, progress=not args.no_progress, log=print,
-                       skip_nonfinite=args.skip_nonfinite, plan=plan, on_step=threads.observe)
+    tuner = runtime.ThreadTuner() if group is None else runtime.FixedThreads(_threads_per_rank())
+    from tinyllm.distributed import CollectiveTimeout
+
+    try:
+        with tuner as threads:  # BLAS and kernel threads: timed by the run itself, or the cores split over the ranks
+            result = train(cfg, fields, resume=args.resume, progress=not args.no_progress, log=print,
+                           skip_nonfinite=args.skip_nonfinite, plan=plan, on_step=threads.observe)
+    except CollectiveTimeout as e:  # another rank is gone: say so, and end the whole job rather than wait
+        print(f"tinyllm train: {_one_line(e)}", file=sys.stderr, flush=True)
+        group.abort(2)
+        raise
+    if not writer:
+        return 0
     print(f"checkpoint: {result.out_dir}  (sample with: tinyllm sample --ckpt {result.out_dir})")
     if cfg.sample_tokens and not result.stopped_early:
         print("\n--- a sample (temperature 0.8, top-k 200) ---")
@@ -316,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--skip-nonfinite", action="store_true",
                    help="skip a step whose loss or gradient norm is NaN/inf (default: stop there)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--data-parallel", action="store_true",
+                   help="under mpiexec -n N: N ranks train one model, each on 1/N of every batch")
+    t.add_argument("--zero", type=int, default=0, choices=(0, 1),
+                   help="with --data-parallel: 1 splits AdamW's state over the ranks (ZeRO stage 1); default 0")
     _add_fields(t.add_argument_group("training (TrainConfig)"), TrainConfig, skip=_TRAIN_OWN)
     _add_fields(t.add_argument_group("model (GPTConfig)"), GPTConfig, skip=("vocab_size",))
     t.set_defaults(func=_train)
@@ -380,6 +426,7 @@ def _version() -> str:
 # NonFiniteLossError a FloatingPointError). TypeError is left out on purpose: a command's arguments are
 # parsed strings, so a TypeError ("unexpected keyword argument") is a wrong call in the code, a bug.
 _USER_ERRORS = (ValueError, OSError, NotImplementedError, ImportError, FloatingPointError)
+_SILENT_ERRORS = False  # set on data-parallel ranks > 0
 
 
 def _one_line(e: BaseException) -> str:
@@ -407,7 +454,8 @@ def main(argv=None) -> int:
     except _USER_ERRORS as e:
         if args.debug:
             raise
-        print(f"tinyllm {args.command}: {_one_line(e)}", file=sys.stderr)
+        if not _SILENT_ERRORS:
+            print(f"tinyllm {args.command}: {_one_line(e)}", file=sys.stderr)
         return 2
 
 
