@@ -21,7 +21,10 @@ plus false negatives (one minus the curve above it). Each candidate pair is then
 checked on the whole signature (Ĵ >= threshold), in the same kernel: it is
 checked only in the first band where it collides, so no pair is reported twice.
 
-    s = 0.8, P = 128 -> (b, r) = (9, 13): P[candidate | s = 0.8] = 0.86, at s = 0.9: 0.9987, at s = 0.6: 0.055
+    t = 0.8, P = 128 -> (b, r) = (9, 13): P[candidate] = 0.012 at s = 0.6, 0.40 at s = 0.8, 0.93 at s = 0.9
+
+(so with equal weights a pair right at the threshold is found less than half the
+time: the curve trades recall near t for few false candidates; fn_weight moves it.)
 
 The reference signature is NumPy broadcasting over the shingles; the kernel
 loops over shingles and permutations in Numba. Both give the same uint32 values.
