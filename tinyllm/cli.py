@@ -7,7 +7,7 @@
                   [--<any TrainConfig or GPTConfig field> VALUE]
     tinyllm sample --ckpt DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
                    [--min-p P] [--repetition-penalty R] [--presence-penalty A] [--frequency-penalty F]
-                   [--seed S] [--num-samples N] [--no-cache] [--trust-pattern]
+                   [--seed S] [--num-samples N] [--no-cache] [--prefix-lm] [--trust-pattern]
     tinyllm tokenize TEXT [--vocab FILE|DIR | --gpt2-ranks FILE] [--html FILE] [--no-color]
                           [--max-tokens N] [--start-token S] [--trust-pattern]
                                                           colored token spans and ids
@@ -94,7 +94,7 @@ def _add_fields(group, cls, skip=()):
 
 _TRAIN_OWN = ("out_dir",)  # set with --out
 # settings that decide which tokens a run sees: a resumed run keeps them
-_RUN_IDENTITY = ("data", "tokenizer", "val_fraction", "seed")
+_RUN_IDENTITY = ("data", "tokenizer", "val_fraction", "seed", "objective")
 REPLACED_PREFIX = ".replaced-"
 
 
@@ -240,7 +240,7 @@ def _train(args) -> int:
     if cfg.sample_tokens and not result.stopped_early:
         print("\n--- a sample (temperature 0.8, top-k 200) ---")
         print(_generate_text(result.model, result.tokenizer, prompt=None, max_new_tokens=cfg.sample_tokens,
-                             seed=cfg.seed, temperature=0.8, top_k=200))
+                             seed=cfg.seed, temperature=0.8, top_k=200, prefix_lm=cfg.objective == "prefix_lm"))
     return 0
 
 
@@ -257,13 +257,33 @@ def _start_ids(tok, prompt):
     return ids or [0]
 
 
-def _generate_text(model, tok, prompt, max_new_tokens, seed, **knobs) -> str:
-    """prompt + the generated continuation; knobs: generate's sampling arguments."""
+def _generate_text(model, tok, prompt, max_new_tokens, seed, prefix_lm=False, **knobs) -> str:
+    """prompt + the generated continuation; knobs: generate's sampling arguments.
+
+    A prefix LM reads the prompt as its bidirectional prefix; a masked LM (causal=False) fills up to
+    max_new_tokens [MASK] positions after the prompt, within its context, by iterative unmasking
+    (tinyllm/inference/unmask.py; of the knobs, temperature and top_k apply).
+    """
     import numpy as np
 
     ids = _start_ids(tok, prompt)
     T = model.config.context_length
+    if not model.config.causal:
+        from tinyllm.inference.unmask import unmask
+
+        mask_id = tok.special_tokens.get("[MASK]")
+        if mask_id is None:
+            raise ValueError("this model reads both ways (causal=False) but its tokenizer has no [MASK] token to "
+                             "sample by unmasking; train it with --objective mlm")
+        ids = ids[-(T - 1):]
+        n = min(max_new_tokens, T - len(ids))
+        idx = np.asarray([ids + [mask_id] * n], dtype=np.int64)
+        out = unmask(model, idx, mask_id, temperature=knobs.get("temperature", 1.0), top_k=knobs.get("top_k"),
+                     banned=[i for i in tok.special_tokens.values() if i != mask_id], seed=seed)
+        return (prompt or "") + tok.decode([int(t) for t in out[0, len(ids):]])
     idx = np.asarray([ids[-T:]], dtype=np.int64)  # the model sees at most context_length tokens
+    if prefix_lm:
+        knobs["prefix_len"] = idx.shape[1]
     out = model.generate(idx, max_new_tokens, seed=seed, **knobs)
     new = [int(t) for t in out[0, idx.shape[1]:]]
     return (prompt or "") + tok.decode(new)
@@ -291,7 +311,7 @@ def _sample(args) -> int:
         for i in range(args.num_samples):
             seed = None if args.seed is None else args.seed + i
             text = _generate_text(model, tok, args.prompt, args.max_new_tokens, seed, use_cache=not args.no_cache,
-                                  **knobs)
+                                  prefix_lm=args.prefix_lm, **knobs)
             print(text)
             if i + 1 < args.num_samples:
                 print("---------------")
@@ -385,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--num-samples", type=_positive_int, default=1)
     s.add_argument("--no-cache", action="store_true", help="recompute the whole window at each step (no KV cache)")
+    s.add_argument("--prefix-lm", action="store_true", help="read the prompt as a bidirectional prefix (a model "
+                   "trained with --objective prefix_lm); a masked LM (--objective mlm) is sampled by unmasking")
     s.add_argument("--trust-pattern", action="store_true", help=_TRUST_PATTERN_HELP)
     s.set_defaults(func=_sample)
 

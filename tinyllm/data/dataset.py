@@ -47,10 +47,11 @@ BPE_MIN_VOCAB = 256  # byte-level BPE starts from the 256 single bytes
 # ----------------------------------------------------------------------------- tokenizers
 
 
-def build_tokenizer(spec: str, text: str, *, progress: bool = False) -> Tokenizer:
-    """A tokenizer fitted to `text`: "char" -> CharTokenizer, "bpe:VOCAB" -> a BPETokenizer of VOCAB ids."""
+def build_tokenizer(spec: str, text: str, *, progress: bool = False, special_tokens=()) -> Tokenizer:
+    """A tokenizer fitted to `text`: "char" -> CharTokenizer, "bpe:VOCAB" -> a BPETokenizer of VOCAB ids;
+    special_tokens (e.g. ["[MASK]"]) get the ids after the learned ones."""
     if spec == "char":
-        return CharTokenizer.from_text(text)
+        return CharTokenizer.from_text(text, special_tokens=special_tokens)
     kind, _, vocab = spec.partition(":")
     if kind == "bpe":
         try:
@@ -60,7 +61,7 @@ def build_tokenizer(spec: str, text: str, *, progress: bool = False) -> Tokenize
         if vocab_size is None or vocab_size < BPE_MIN_VOCAB:
             raise ValueError(f"tokenizer {spec!r}: the BPE vocabulary size must be an integer >= "
                              f"{BPE_MIN_VOCAB} (the single bytes), e.g. 'bpe:512'")
-        return BPETokenizer.train(text, vocab_size, pattern="gpt2", progress=progress)
+        return BPETokenizer.train(text, vocab_size, pattern="gpt2", progress=progress, special_tokens=special_tokens)
     raise ValueError(f"unknown tokenizer {spec!r}; use 'char' or 'bpe:VOCAB' (e.g. 'bpe:512')")
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyllm.nn.config import GPTConfig
+from tinyllm.train.objectives import OBJECTIVES
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class TrainConfig:
     seed: int = 1337
     device: str | None = None        # None: TINYLLM_DEVICE or cpu
     sample_tokens: int = 300         # printed at the end of `tinyllm train`; 0 for none
+    objective: str = "clm"           # "clm" | "mlm" | "prefix_lm" (train/objectives.py)
 
     def __post_init__(self):
         def need(ok, msg):
@@ -82,6 +84,7 @@ class TrainConfig:
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         need(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
         need(self.sample_tokens >= 0, f"sample_tokens must be >= 0, got {self.sample_tokens}")
+        need(self.objective in OBJECTIVES, f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         need(self.seed >= 0, f"seed must be an integer >= 0, got {self.seed}")
         tok = self.tokenizer
         need(tok == "char" or (tok.startswith("bpe:") and tok[4:].isdigit()),

@@ -64,6 +64,9 @@ from tinyllm.train.checkpoint import (
 )
 from tinyllm.train.config import TrainConfig
 from tinyllm.train.memory import check_fits
+from tinyllm.train.objectives import Objective
+from tinyllm.train.objectives import model_fields as objective_fields
+from tinyllm.train.objectives import special_tokens as objective_tokens
 
 
 @dataclass
@@ -95,7 +98,8 @@ def estimate_loss(model, splits: dict, cfg: TrainConfig, context_length: int, st
     """Mean loss over cfg.eval_iters random batches of each split, in eval mode, without gradients.
 
     sampler(split, batch_size, context_length, rng) -> (x, y) draws the batches instead of
-    get_batch's windows of splits[split] (finetuning on prompt/response records: RunPlan.sampler).
+    get_batch's windows of splits[split] (finetuning on prompt/response records, an objective
+    other than clm: RunPlan.sampler); (x, y, prefix_len) for a prefix LM.
     With `dp`, each rank evaluates its rows of every batch and the means are averaged over the ranks.
     """
     rng = np.random.default_rng([cfg.seed, 1, step])  # its own generator: see the module docstring
@@ -105,15 +109,21 @@ def estimate_loss(model, splits: dict, cfg: TrainConfig, context_length: int, st
         for name, tokens in splits.items():
             losses = []
             for _ in range(cfg.eval_iters):
-                x, y = (get_batch(tokens, cfg.batch_size, context_length, rng) if sampler is None
-                        else sampler(name, cfg.batch_size, context_length, rng))
+                batch = (get_batch(tokens, cfg.batch_size, context_length, rng) if sampler is None
+                         else sampler(name, cfg.batch_size, context_length, rng))
                 if dp is not None:
-                    x, y = dp.shard(x), dp.shard(y)
-                _, loss = model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device))
-                losses.append(loss.item())
+                    batch = tuple(dp.shard(a) for a in batch)
+                losses.append(batch_loss(model, batch, device).item())
             out[name] = float(np.mean(losses)) if dp is None else dp.mean(float(np.mean(losses)))
     model.train()
     return out
+
+
+def batch_loss(model, batch: tuple, device: str):
+    """The model's loss on a batch (x, y), or (x, y, prefix_len) for a prefix LM (train/objectives.py)."""
+    x, y, *prefix = batch
+    kw = {"prefix_len": prefix[0]} if prefix else {}
+    return model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device), **kw)[1]
 
 
 class _StopOnInterrupt:
@@ -156,7 +166,8 @@ class RunPlan:
     model_config: GPTConfig
     resume: bool
     # finetuning (train/finetune.py) sets these; a pretraining run leaves them None
-    sampler: object = None      # (split, B, T, rng) -> (x, y): batches other than windows of splits' tokens
+    sampler: object = None      # (split, B, T, rng) -> (x, y) or (x, y, prefix_len): batches other than windows
+    #                             of splits' tokens (also set by prepare for the objectives mlm and prefix_lm)
     build_model: object = None  # (model_config) -> the model to train (e.g. the base weights + LoRA), not GPT(...)
     save_model: object = None   # (model, out_dir) -> writes the model folder, instead of model.save_pretrained
     # data parallel (tinyllm/distributed/): the ranks, and ZeRO stage 0 (none) or 1 (sharded AdamW state)
@@ -164,7 +175,8 @@ class RunPlan:
     zero: int = 0
 
     def batch(self, split: str, rng) -> tuple:
-        """(x, y) int64 (B, T) of `split`: the sampler's, or B random windows of splits[split]."""
+        """(x, y) int64 (B, T) of `split` (and prefix_len (B,) for a prefix LM): the sampler's, or B random
+        windows of splits[split]."""
         B, T = self.cfg.batch_size, self.model_config.context_length
         if self.sampler is not None:
             return self.sampler(split, B, T, rng)
@@ -213,8 +225,13 @@ def prepare(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progr
         if start > cfg.max_iters:
             raise ValueError(f"--resume: the checkpoint in {out_dir} is at step {start}, past max_iters="
                              f"{cfg.max_iters}; give a larger --max-iters to continue it")
+        if saved.objective != cfg.objective:
+            raise ValueError(f"--resume: the run in {out_dir} trained with objective={saved.objective!r}; got "
+                             f"{cfg.objective!r}")
+    model_fields = objective_fields(cfg.objective, model_fields)  # mlm: a bidirectional model
     text = load_text(cfg.data)
-    tok = load_tokenizer(out_dir) if state is not None else build_tokenizer(cfg.tokenizer, text, progress=progress)
+    tok = load_tokenizer(out_dir) if state is not None else build_tokenizer(
+        cfg.tokenizer, text, progress=progress, special_tokens=objective_tokens(cfg.objective))  # mlm: [MASK]
     tokens = encode_corpus(text, tok)  # 1-D uint16/uint32, ids checked < vocab_size
     if state is None:
         model_config = GPTConfig(vocab_size=tok.vocab_size, **model_fields)
@@ -229,8 +246,16 @@ def prepare(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progr
             raise ValueError(f"the {name} split has {len(part)} tokens, fewer than context_length + 1 = {T + 1}: "
                              f"use more data, a smaller context_length or another val_fraction")
     check_fits(model_config, cfg.batch_size, device)  # n_layer=10**12 is a message, not days of building
+    sampler = None
+    if cfg.objective != "clm":  # masked LM and prefix LM batches (train/objectives.py)
+        objective = Objective(cfg.objective, tok)
+
+        def sampler(split, B, T, rng):
+            batch = objective.make_batch(splits[split], B, T, rng)
+            return (batch.idx, batch.targets) if batch.prefix_len is None else \
+                (batch.idx, batch.targets, batch.prefix_len)
     return RunPlan(cfg=cfg, device=device, state=state, tokenizer=tok, splits=splits, model_config=model_config,
-                   resume=resume, group=group, zero=zero)
+                   resume=resume, group=group, zero=zero, sampler=sampler)
 
 
 def _seed_rank(state, group, seed: int, step: int, device: str) -> None:
@@ -365,17 +390,18 @@ def train(cfg: TrainConfig, model_fields: dict, *, resume: bool = False, progres
                 say(f"stopped at step {step}; checkpoint in {out_dir} (continue with --resume)")
                 break
 
-            x, y = plan.batch("train", data_rng)
+            batch = plan.batch("train", data_rng)  # (x, y), or (x, y, prefix_len) for a prefix LM
             if dp is not None:
-                x, y = dp.shard(x), dp.shard(y)
+                batch = tuple(dp.shard(a) for a in batch)
+            x = batch[0]
             if cfg.grad_accum == 1:
-                _, loss = model(tinyllm.tensor(x, device=device), tinyllm.tensor(y, device=device))
+                loss = batch_loss(model, batch, device)
                 loss.backward()
                 loss_value = loss.item()
             else:  # K micro-batches of this rank's rows; their gradients add up to the mean over all rows
                 loss_value = 0.0
-                for xm, ym in zip(np.split(x, cfg.grad_accum), np.split(y, cfg.grad_accum)):
-                    _, loss = model(tinyllm.tensor(xm, device=device), tinyllm.tensor(ym, device=device))
+                for micro in zip(*(np.split(a, cfg.grad_accum) for a in batch)):
+                    loss = batch_loss(model, micro, device)
                     (loss * (1.0 / cfg.grad_accum)).backward()
                     loss_value += loss.item() / cfg.grad_accum
             if dp is not None:
