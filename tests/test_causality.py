@@ -186,7 +186,7 @@ def test_loss_at_t_has_no_gradient_from_later_embeddings(field, value, data):
 
 
 class _OffByOneF:
-    """tinyllm.functional, except scaled_dot_product_attention lets query i also see key i+1."""
+    """tinyllm.functional, except that every attention kernel lets query i also see key i+1."""
 
     def __init__(self):
         self.calls = 0
@@ -207,6 +207,14 @@ class _OffByOneF:
                 attn_mask = tinyllm.tensor(m, device=query.device)
             is_causal = False
         return F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, is_causal=is_causal, **kwargs)
+
+    def flash_attention(self, *args, offset=0, **kwargs):  # the tiled kernels take the diagonal as an offset:
+        self.calls += 1                                      # one more lets query i see key i + 1
+        return F.flash_attention(*args, offset=offset + 1, **kwargs)
+
+    def memory_efficient_attention(self, *args, offset=0, **kwargs):
+        self.calls += 1
+        return F.memory_efficient_attention(*args, offset=offset + 1, **kwargs)
 
 
 @pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)

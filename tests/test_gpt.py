@@ -66,18 +66,12 @@ def test_config_defaults_and_derived_sizes():
     (dict(activation="tanh"), "unknown activation 'tanh'; expected one of 'gelu', 'gelu_tanh', 'relu', 'silu'"),
     (dict(pos_encoding="xpos"),
      "unknown pos_encoding 'xpos'; expected one of 'learned', 'sinusoidal', 'rope', 'alibi', 'none'"),
-    (dict(attention="sparse"), "unknown attention 'sparse'; expected one of 'full'"),
+    (dict(attention="sparse"), "unknown attention 'sparse'; expected one of 'full', 'memory_efficient', 'flash'"),
+    (dict(window=0), "window must be a positive integer"),
+    (dict(window=4, causal=False), "window=4 is a causal sliding window"),
 ])
 def test_config_rejects_bad_values_with_clear_errors(kw, match):
     with pytest.raises(ValueError, match=match):
-        small(**kw)
-
-
-@pytest.mark.parametrize("kw, match", [
-    (dict(attention="sliding_window"), "sliding-window"),
-])
-def test_config_names_planned_features_as_not_implemented(kw, match):
-    with pytest.raises(NotImplementedError, match=match):
         small(**kw)
 
 

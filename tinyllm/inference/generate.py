@@ -27,7 +27,12 @@ visible (and with RoPE or learned positions, at other positions), so none of
 them fits the new window. The cached path then re-reads that window each step
 (reset + prefill): the same tokens the uncached path sees, so the output
 stays identical, at the uncached speed. A model with a longer context, or a
-sliding-window attention, avoids it.
+sliding-window attention, avoids it: a model with a window and positions that
+need no table (rope, alibi, none; ``model.max_positions`` is None) keeps going
+in its rolling cache, one token per step however long the text, and reads
+its prompt once. Uncached, it re-reads the last context_length tokens: the
+same logits as long as the window's reach through the layers,
+n_layer·(window - 1) + 1 tokens, fits in them.
 
 The cache is made for min(context_length, prompt + new tokens) positions. A
 model whose attention is not causal (the bidirectional ablation of §2) cannot
@@ -69,14 +74,15 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     try:
         cache = decoder = None
         if use_cache and causal and max_new_tokens > 0:
-            B, max_len = ids.shape[0], min(ctx, ids.shape[1] + int(max_new_tokens))
+            B, n = ids.shape[0], ids.shape[1] + int(max_new_tokens)
+            max_len = n if model.max_positions is None else min(ctx, n)  # None: a rolling cache, no end
             decoder = model.make_decoder(batch_size=B, max_len=max_len) if fast_decode else None  # after eval()
             cache = model.make_cache(batch_size=B, max_len=max_len) if decoder is None else decoder.cache
         for _ in range(int(max_new_tokens)):
             if cache is None:
                 logits = model.next_token_logits(ids[:, -ctx:])  # (B, V), the whole window re-read
             else:
-                if ids.shape[1] > ctx:  # the window slid: every position moved (module docstring)
+                if model.max_positions is not None and ids.shape[1] > ctx:  # the window slid: positions moved
                     cache.reset()
                     new = ids[:, -ctx:]
                 else:

@@ -125,6 +125,9 @@ class PrefixCache:
             raise ValueError(f"PrefixCache: block_size must be an integer >= 1, got {block_size!r}")
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
             raise ValueError(f"PrefixCache: max_bytes must be an integer >= 0 (0 stores nothing), got {max_bytes!r}")
+        if model.config.window is not None:
+            raise ValueError(f"PrefixCache: the model has a sliding window (window={model.config.window}); its "
+                             "rolling cache keeps only the last window positions, not the whole prefixes stored here")
         self.model, self.block_size, self.max_bytes = model, int(block_size), int(max_bytes)
         self.blocks: OrderedDict[bytes, Block] = OrderedDict()  # least recently used first
         self.nbytes = 0

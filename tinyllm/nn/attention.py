@@ -29,6 +29,16 @@ see key j when j <= offset + i. A single new token (a decode step, no gradient
 wanted) takes ``_decode_step``: the same math on raw arrays, since at one
 token the per-op wrappers cost more than the arithmetic.
 
+Long context (§7). ``GPTConfig.attention`` picks the kernel: "full" is
+scaled_dot_product_attention with the mask built here; "memory_efficient" and
+"flash" (tinyllm/functional/) take the causal mask, the window and ALiBi's
+slopes as arguments and never build an (T, S) array. All three compute the same
+numbers. ``GPTConfig.window`` = W hides keys more than W - 1 positions back
+(Mistral's sliding window); the cache is then a RollingKVCache that keeps the
+last W - 1 positions only. Either way the T queries are the last T of the S keys
+the cache hands back, so query i sits at key position S - T + i: masks and ALiBi
+depend on distances only, not on where the cache starts.
+
 Example (C = 4, nh = 2, nkv = 1, hs = 2): c_attn maps 4 -> 4 + 2·1·2 = 8;
 outputs 0-3 are q (heads 0, 1), 4-5 are k, 6-7 are v.
 """
@@ -45,7 +55,7 @@ from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
-from tinyllm.nn.positional import alibi_bias, apply_rope, rope_cos_sin
+from tinyllm.nn.positional import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin
 from tinyllm.nn.positional.rope import rotate
 from tinyllm.tensor import Tensor
 
@@ -68,6 +78,8 @@ class CausalSelfAttention(Module):
         self.c_proj = Linear(C, C, bias=config.bias)
         self.resid_dropout = Dropout(config.dropout)
         self.causal = config.causal
+        self.attention, self.window = config.attention, config.window
+        self.alibi_slopes = alibi_slopes(config.n_head) if config.pos_encoding == "alibi" else None  # host (nh,)
         self.record = False
         self.last_weights = None
 
@@ -90,9 +102,10 @@ class CausalSelfAttention(Module):
     def _mask(self, T: int, S: int, offset: int, device: str, dtype):
         """(attn_mask, is_causal) for T queries at positions offset.. over S keys at 0..S-1; a float mask has `dtype`.
 
-        The last mask made is kept (training asks for the same one at every layer and step).
+        With a window, keys j <= offset + i - window are hidden too. The last mask made is kept
+        (training asks for the same one at every layer and step).
         """
-        key = (T, S, offset, device, np.dtype(dtype), self.causal)
+        key = (T, S, offset, device, np.dtype(dtype), self.causal, self.window)
         if self.__dict__.get("_mask_key") == key:
             return self.__dict__["_mask_value"]
         bias = None
@@ -103,6 +116,9 @@ class CausalSelfAttention(Module):
         # except for one query (decode), which sees every key anyway.
         if self.causal and offset > 0 and T > 1:
             hidden = np.arange(S)[None, :] > (np.arange(T) + offset)[:, None]  # (T, S): key after query
+            bias = np.where(hidden, -np.inf, 0.0) if bias is None else np.where(hidden[None], -np.inf, bias)
+        if self.causal and self.window is not None and offset + T - 1 - self.window >= 0:  # some key out of reach
+            hidden = np.arange(S)[None, :] <= (np.arange(T) + offset - self.window)[:, None]  # (T, S)
             bias = np.where(hidden, -np.inf, 0.0) if bias is None else np.where(hidden[None], -np.inf, bias)
         is_causal = self.causal and offset == 0
         if bias is not None:
@@ -124,14 +140,27 @@ class CausalSelfAttention(Module):
         if cache is not None:  # store the new k, v; attend over everything cached (constants: no graph)
             k_all, v_all = cache.write(layer, k.data, v.data)  # (B, nkv, offset+T, hs)
             k, v = Tensor(k_all), Tensor(v_all)
-        S = k.shape[2]
-        mask, is_causal = self._mask(T, S, offset, x.device, q.dtype)
+        S = k.shape[2]  # the queries are the last T of the S keys (a rolling cache hands back only recent ones)
+        if self.attention != "full" and not self.record:
+            y = self._tiled(q, k, v, S - T)  # (B, nh, T, hs): no (T, S) array anywhere
+            return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
+        mask, is_causal = self._mask(T, S, S - T, x.device, q.dtype)
         if self.record:
             self.last_weights = attention_probabilities(q, k, mask, is_causal)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
                                            is_causal=is_causal, enable_gqa=self.n_kv_head != self.n_head)  # (B,nh,T,hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B,nh,T,hs) -> (B,T,nh,hs) -> (B,T,C): heads side by side
         return self.resid_dropout(self.c_proj(y))
+
+    def _tiled(self, q, k, v, offset: int):
+        """memory_efficient_attention or flash_attention of q (B, nh, T, hs) over k, v (B, nkv, S, hs)."""
+        if self.training and self.dropout:
+            raise ValueError(f"CausalSelfAttention: attention={self.attention!r} applies no dropout to the attention "
+                             f"weights; train with dropout=0 or attention='full' (in eval mode all kernels agree)")
+        kernel = F.flash_attention if self.attention == "flash" else F.memory_efficient_attention
+        return kernel(q, k, v, is_causal=self.causal, window=self.window if self.causal else None,
+                      offset=offset if self.causal else 0, alibi_slopes=self.alibi_slopes,
+                      enable_gqa=self.n_kv_head != self.n_head)
 
     def _decode_step(self, x, cache, layer: int):
         """forward for one new token per row over a KV cache, on raw arrays (no graph is wanted).
@@ -150,19 +179,23 @@ class CausalSelfAttention(Module):
                         for a in rope_cos_sin([pos], hs, self.rope_theta))
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # (B, h, hs) ⊙ (1, hs), raw arrays
         k_all, v_all = cache.write(layer, k[:, :, None], v[:, :, None])  # (B, nkv, S, hs), the new one included
+        if self.window is not None:  # a rolling cache hands back at most window keys; any other, all of them
+            k_all, v_all = k_all[:, :, -self.window:], v_all[:, :, -self.window:]
         S, g = k_all.shape[2], nh // nkv
         qg = q.reshape(B, nkv, g, hs) * q.dtype.type(1.0 / np.sqrt(hs))  # the g query heads of each key head
         scores = qg @ k_all.swapaxes(-1, -2)  # (B, nkv, g, hs) @ (B, nkv, hs, S) -> (B, nkv, g, S)
         if self.pos_encoding == "alibi":
-            bias = alibi_bias(nh, [pos], np.arange(S)).reshape(nkv, g, S)  # head h = group·g + i, as in sdpa
+            bias = alibi_bias(nh, [S - 1], np.arange(S)).reshape(nkv, g, S)  # head h = group·g + i, as in sdpa
             scores += backend.asarray(bias, dtype=scores.dtype, device=x.device)
         P = softmax_forward(scores, axis=-1)  # over the S keys, no mask: the newest query sees them all
         y = (P @ v_all).reshape(B, 1, C)  # (B, nkv, g, S) @ (B, nkv, S, hs) -> (B, 1, nh·hs): heads side by side
         return self.resid_dropout(self.c_proj(Tensor(y)))
 
     def extra_repr(self) -> str:
+        extra = ("" if self.attention == "full" else f", attention={self.attention!r}") + \
+            ("" if self.window is None else f", window={self.window}")
         return (f"n_head={self.n_head}, n_kv_head={self.n_kv_head}, head_dim={self.head_dim}, "
-                f"pos_encoding={self.pos_encoding!r}")
+                f"pos_encoding={self.pos_encoding!r}{extra}")
 
 
 def attention_probabilities(q, k, mask=None, is_causal=True) -> np.ndarray:

@@ -20,7 +20,9 @@ config format describes every model of the book:
     norm_position "pre" (GPT-2: x + f(norm(x))) | "post" (Vaswani et al. 2017: norm(x + f(x)), no final norm)
     causal        True: a decoder; False: every token sees every token (BERT's masked LM, §11)
     n_kv_head     None (= n_head, multi-head) | a divisor of n_head (grouped-query; 1 = multi-query)
-    attention     "full"                             (sliding-window, flash: later attention chapters)
+    attention     "full" | "memory_efficient" | "flash": the kernel (§7, tinyllm/functional/); the same math
+    window        None | W: a sliding window, query i sees keys i - W < j <= i (Mistral); the KV cache then
+                  keeps only the last W positions (tinyllm/inference/rolling_cache.py)
     n_expert      0 (a dense MLP) | E: a mixture of E experts in every moe_every-th block (§8, tinyllm/nn/moe.py),
                   expert_top_k of them per token; expert_capacity_factor (None: nothing dropped), the
                   weights of the balance and z losses moe_aux_loss_coef (0.01), moe_z_loss_coef (0.001)
@@ -45,13 +47,10 @@ NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swiglu", "geglu")
 GATED_ACTIVATIONS = ("swiglu", "geglu")  # an MLP with a gate projection: act(x W_gate) ⊙ x W_up
 NORM_POSITIONS = ("pre", "post")
-ATTENTIONS = ("full",)
+ATTENTIONS = ("full", "memory_efficient", "flash")
 
 # names of variants that a later chapter adds: accepted as words, refused with a pointer to that chapter
-_PLANNED = {
-    "attention": {name: "a later attention chapter (sliding-window and flash attention)"
-                  for name in ("sliding_window", "flash")},
-}
+_PLANNED: dict = {}
 
 
 def _choice(field: str, value, valid: tuple) -> None:
@@ -110,6 +109,7 @@ class GPTConfig:
     moe_every: int = 1               # blocks moe_every-1, 2·moe_every-1, ... are MoE (1: all)
     norm_position: str = "pre"       # "pre" (GPT-2) | "post" (the original Transformer)
     causal: bool = True              # False: bidirectional attention (masked LM)
+    window: int | None = None        # sliding-window attention: query i sees keys i - window < j <= i
 
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "n_layer", "n_head", "d_model"):
@@ -150,6 +150,11 @@ class GPTConfig:
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("norm_position", self.norm_position, NORM_POSITIONS)
         _choice("attention", self.attention, ATTENTIONS)
+        if self.window is not None:
+            _positive_int("window", self.window)
+            if not self.causal:
+                raise ValueError(f"GPTConfig: window={self.window} is a causal sliding window (query i sees keys "
+                                 f"i - window < j <= i); it needs causal=True")
 
     # ------------------------------------------------------------------ derived sizes
     @property

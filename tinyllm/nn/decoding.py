@@ -9,6 +9,8 @@ through the modules, the reference path:
     a hook on any module           register_forward_hook & co. (nn/hooks.py): the modules must run
     attention recording on         record_attention(model): the weights must be kept
     attention not causal           the bidirectional ablation: nothing can be cached at all
+    a sliding window               GPTConfig.window: the rolling cache (the attention kernel does not
+                                   matter: at one query per row every kernel is the same product)
     dropout while training         the Decoder has no dropout (generate switches to eval first)
 
 The position tables are made here, from the functions of nn/positional, for
@@ -60,6 +62,8 @@ def why_not_decodable(model) -> str:
             return f"{name} records its attention weights or is not causal"
     if model.training and model.config.dropout > 0:
         return "the model is in training mode with dropout"
+    if model.config.window is not None:
+        return "a sliding window: its RollingKVCache is read and written by the modules' decode step"
     return ""
 
 

@@ -117,7 +117,7 @@ class GPT(Module):
             raise ValueError(f"GPT: {name} must have shape (B, T), got {tuple(data.shape)}; "
                              f"for a single sequence pass ids[None]")
         T, ctx = data.shape[1], self.config.context_length
-        if check_length and T > ctx:
+        if check_length and T > ctx and self.max_positions is not None:
             raise ValueError(f"GPT: {name} has T={T} tokens but context_length={ctx}; crop it to the last "
                              f"{ctx} tokens ({name}[:, -{ctx}:]) or build a model with a longer context")
         device = backend.device_of(data)
@@ -135,10 +135,18 @@ class GPT(Module):
                                f"move it with .to({self.device!r})")
         return data
 
+    @property
+    def max_positions(self) -> int | None:
+        """How far positions go: context_length, or None (no end) for a sliding-window model whose positions
+        need no table (rope, alibi, none). Such a model reads any length: every query sees the last `window`
+        keys at distances it was trained on, and its cache (a RollingKVCache) keeps only those."""
+        c = self.config
+        return None if c.window is not None and c.pos_encoding in ("rope", "alibi", "none") else c.context_length
+
     def _positions(self, T: int, offset: int, cache) -> None:
         """Check that positions offset .. offset+T-1 exist (and fit in the cache)."""
         ctx = self.config.context_length
-        if offset + T > ctx:  # first: no longer cache can help here
+        if offset + T > ctx and self.max_positions is not None:  # first: no longer cache can help here
             raise ValueError(f"GPT: positions {offset}..{offset + T - 1} go past context_length={ctx}; "
                              f"the cache holds {offset} and {T} more came; reset() it and re-read the last "
                              f"{ctx} tokens, or build a model with a longer context")
@@ -213,14 +221,24 @@ class GPT(Module):
         return logits, loss
 
     def make_cache(self, batch_size: int = 1, max_len: int | None = None):
-        """An empty KVCache for this model: batch_size rows, up to max_len (<= context_length) positions."""
-        from tinyllm.inference.kv_cache import KVCache
+        """An empty KVCache for this model: batch_size rows, up to max_len (<= context_length) positions.
 
-        ctx = self.config.context_length
-        max_len = ctx if max_len is None else max_len
-        if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or not 1 <= max_len <= ctx:
+        With a sliding window, a RollingKVCache (tinyllm/inference/rolling_cache.py) of 2·window slots
+        (fewer when max_len, the positions it will ever hold, is smaller): memory O(window).
+        """
+        from tinyllm.inference.kv_cache import KVCache
+        from tinyllm.inference.rolling_cache import RollingKVCache
+
+        ctx, c = self.config.context_length, self.config
+        limit = self.max_positions
+        max_len = ctx if max_len is None and c.window is None else max_len
+        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer))
+                                    or not 1 <= max_len <= (limit or max_len)):
             raise ValueError(f"make_cache: max_len must be an integer in [1, context_length={ctx}], got {max_len!r}")
-        c = self.config
+        if c.window is not None:
+            capacity = 2 * c.window if max_len is None else min(2 * c.window, max(c.window, int(max_len)))
+            return RollingKVCache(c.n_layer, batch_size, c.kv_heads, c.window, c.head_dim, capacity=capacity,
+                                  dtype=self.transformer.wte.weight.dtype, device=self.device)
         return KVCache(c.n_layer, batch_size, c.kv_heads, int(max_len), c.head_dim,
                        dtype=self.transformer.wte.weight.dtype, device=self.device)
 

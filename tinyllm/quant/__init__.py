@@ -4,10 +4,15 @@
     ggml.py       GGUF's block formats Q8_0, Q4_0, Q5_0, byte for byte as ggml writes them:
                   quantize(x, "q8_0") -> the bytes, dequantize(raw, "q8_0", shape) -> float32
     intq.py       int8 per output channel (symmetric, or with a zero point), int4 per group of inputs
+    weight.py     QuantizedWeight: one matrix in one of those formats, its bytes and its product
+    qmatmul.py    x Wᵀ reading the blocks as stored (Numba), and the reference it is checked against
 """
 
 from tinyllm.quant.ggml import FORMATS as BLOCK_FORMATS
 from tinyllm.quant.ggml import dequantize, quantize
 from tinyllm.quant.intq import INT_FORMATS, dequantize_int, quantize_int
+from tinyllm.quant.qmatmul import qmatmul, qmatmul_reference
+from tinyllm.quant.weight import FORMATS, QuantizedWeight
 
-__all__ = ["BLOCK_FORMATS", "INT_FORMATS", "dequantize", "dequantize_int", "quantize", "quantize_int"]
+__all__ = ["BLOCK_FORMATS", "FORMATS", "INT_FORMATS", "QuantizedWeight", "dequantize", "dequantize_int", "qmatmul",
+           "qmatmul_reference", "quantize", "quantize_int"]
