@@ -17,6 +17,7 @@
     tinyllm kv-viz --ckpt DIR --prompts FILE [--out FILE] which positions a prefix cache reused (§6)
     tinyllm render attention|positional [--quality l|m|h] the Manim animations of §3 and §2
     tinyllm finetune --from DIR --data FILE --out DIR     continue a model on your data, LoRA optional (§12)
+    tinyllm rlhf --policy DIR --reward DIR --prompts F --out DIR   PPO against a reward model (§12)
     tinyllm clean IN OUT                                  normalize a corpus, drop what breaks quality rules (§16)
     tinyllm dedup IN OUT [--threshold T]                  remove exact copies and near-duplicates (§16)
 
@@ -344,7 +345,7 @@ _CHAPTER_COMMANDS = (
     "tinyllm.viz.dashboard.cli",         # tinyllm dashboard
     "tinyllm.viz.kv_viz",                # tinyllm kv-viz
     "tinyllm.render",                    # tinyllm render
-    "tinyllm.posttrain",                 # tinyllm finetune
+    "tinyllm.posttrain",                 # tinyllm finetune, tinyllm rlhf
     "tinyllm.data_commands",             # tinyllm clean, dedup
 )
 

@@ -1,4 +1,4 @@
-"""The commands of post-training (§12): tinyllm finetune.
+"""The commands of post-training (§12): tinyllm finetune, tinyllm rlhf.
 
     tinyllm finetune --from DIR --data FILE --out DIR [--lora-r R [--lora-alpha A] [--lora-targets c_attn,...]
                      [--lora-dropout P]] [--base-data NAME] [--resume | --force] [--no-progress]
@@ -7,6 +7,13 @@
         the response tokens only); the run folder is a `tinyllm train` one (checkpoints, --resume,
         metrics.jsonl), plus finetune.json (the losses on the base corpus and the new data, before and after)
         and, with LoRA, adapters.safetensors (model.safetensors holds the merged weights)
+
+    tinyllm rlhf --policy DIR --reward DIR --prompts FILE --out DIR [--prompt-tokens P] [--stop TEXT] [--force]
+                 [--<any PPOConfig field> VALUE]
+        PPO (tinyllm/train/rlhf/ppo.py) of the policy against a reward model saved by RewardModel.save; the
+        prompts (one a line) keep their last P tokens (default: the shortest prompt's length); --out gets
+        metrics.jsonl (one record per PPO step), the tuned policy as a model folder with its tokenizer, and
+        rlhf.json (the reward model's score and the KL to the start, before and after, on the prompts)
 
 Only the standard library is imported at the top (``tinyllm --help`` stays fast); each command imports
 what it needs when it runs. Errors follow tinyllm/cli.py: one line, exit status 2.
@@ -86,9 +93,78 @@ def _targets(text: str) -> tuple:
     return names
 
 
+def _prompt_ids(path: Path, tok, prompt_tokens, room: int):
+    """(N, P) int64: each non-blank line's last P tokens; P <= room (the context left beside the response)."""
+    import numpy as np
+
+    from tinyllm.data import encode_text
+
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError(f"{path} holds no prompts; write one prompt a line")
+    try:
+        ids = [encode_text(tok, ln) for ln in lines]
+    except ValueError as e:
+        raise ValueError(f"the policy's tokenizer cannot encode {path}: {e}") from None
+    P = min(len(i) for i in ids) if prompt_tokens is None else prompt_tokens
+    if not 1 <= P <= room:
+        raise ValueError(f"--prompt-tokens must be in [1, {room}] (the policy's context_length minus "
+                         f"--response-tokens), got {P}")
+    short = sum(len(i) < P for i in ids)
+    if short:
+        raise ValueError(f"{short} of the {len(ids)} prompts in {path} have fewer than --prompt-tokens {P} tokens; "
+                         f"lower --prompt-tokens or drop them")
+    return np.asarray([i[-P:] for i in ids], dtype=np.int64)
+
+
+def _rlhf(args) -> int:
+    import json
+
+    from tinyllm.data import encode_text, save_tokenizer
+    from tinyllm.train import load_run
+    from tinyllm.train.rlhf.policy import copy_model, evaluate_policy
+    from tinyllm.train.rlhf.ppo import PPOConfig, ppo_train
+    from tinyllm.train.rlhf.reward import RewardModel
+
+    out = Path(args.out)
+    old = _check_out(out, False, args.force)
+    cfg = PPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PPOConfig)
+                       if getattr(args, f.name, None) is not None})
+    gpt, tok = load_run(args.policy)
+    rm = RewardModel.load(args.reward)
+    if rm.gpt.config.vocab_size != gpt.config.vocab_size:
+        raise ValueError(f"the reward model in {args.reward} reads {rm.gpt.config.vocab_size} token ids but the "
+                         f"policy's tokenizer has {gpt.config.vocab_size}: train the reward model from the policy")
+    ctx = min(gpt.config.context_length, rm.gpt.config.context_length)
+    prompts = _prompt_ids(Path(args.prompts), tok, args.prompt_tokens, ctx - cfg.response_tokens)
+    stop_id = None
+    if args.stop is not None:
+        stop = encode_text(tok, args.stop)
+        if len(stop) != 1:
+            raise ValueError(f"--stop must be one token of the policy's tokenizer, {args.stop!r} is {len(stop)}")
+        stop_id = stop[0]
+    if old:
+        from tinyllm.cli import move_aside
+
+        print(f"--force: moved the previous files of {out} to {move_aside(out, old)}")
+    ref = copy_model(gpt)
+    held = prompts[:64]
+    before = evaluate_policy(gpt, ref, rm, held, cfg.response_tokens, seed=cfg.seed + 1, stop_id=stop_id)
+    print(f"before: score {before['score']:.3f} on {len(held)} prompts")
+    ppo_train(gpt, rm, prompts, cfg, ref=ref, stop_id=stop_id, out_dir=out, log=print)
+    after = evaluate_policy(gpt, ref, rm, held, cfg.response_tokens, seed=cfg.seed + 1, stop_id=stop_id)
+    print(f"after:  score {after['score']:.3f}, KL to the start {after['kl']:.2f} nats per response")
+    gpt.save_pretrained(out)
+    save_tokenizer(tok, out)
+    (out / "rlhf.json").write_text(json.dumps({"before": before, "after": after}, indent=2) + "\n")
+    print(f"policy: {out}  (sample with: tinyllm sample --ckpt {out})")
+    return 0
+
+
 def add_subcommand(sub) -> None:
     from tinyllm.cli import add_fields  # the shared flag builder of `tinyllm train`
     from tinyllm.train.config import TrainConfig
+    from tinyllm.train.rlhf.ppo import PPOConfig
 
     f = sub.add_parser("finetune", help="continue a trained model on your text or prompt/response records",
                        description="Finetune a trained model (all weights, or LoRA adapters) on a text file or a "
@@ -112,3 +188,19 @@ def add_subcommand(sub) -> None:
     add_fields(f.add_argument_group("training (TrainConfig; defaults: tinyllm/train/finetune.py's)"), TrainConfig,
                skip=("out_dir", "data", "tokenizer", "sample_tokens"))
     f.set_defaults(func=_finetune)
+
+    r = sub.add_parser("rlhf", help="tune a policy by PPO against a reward model (RLHF)",
+                       description="PPO of --policy against the reward model in --reward on the prompts of --prompts "
+                                   "(tinyllm/train/rlhf/ppo.py): a KL penalty to the starting policy, GAE, "
+                                   "the clipped objective; metrics.jsonl per step.")
+    r.add_argument("--policy", required=True, metavar="DIR", help="a run folder or model folder with its tokenizer")
+    r.add_argument("--reward", required=True, metavar="DIR", help="a reward model folder (RewardModel.save)")
+    r.add_argument("--prompts", required=True, metavar="FILE", help="a text file, one prompt a line")
+    r.add_argument("--out", required=True, metavar="DIR", help="metrics.jsonl, rlhf.json and the tuned policy")
+    r.add_argument("--prompt-tokens", type=int, default=None, metavar="P",
+                   help="each prompt keeps its last P tokens (default: the shortest prompt's length)")
+    r.add_argument("--stop", default=None, metavar="TEXT", help="a token that ends a response (e.g. a newline)")
+    r.add_argument("--force", action="store_true",
+                   help="use a folder that holds files: they are moved to --out/.replaced-<time>/")
+    add_fields(r.add_argument_group("PPO (PPOConfig)"), PPOConfig)
+    r.set_defaults(func=_rlhf)
