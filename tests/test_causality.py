@@ -36,7 +36,7 @@ import tinyllm
 import tinyllm.nn.attention as attention_module
 from tinyllm import functional as F
 from tinyllm.nn import GPT, GPTConfig, init
-from tinyllm.nn.config import ACTIVATIONS, ATTENTIONS, NORMS, POS_ENCODINGS
+from tinyllm.nn.config import ACTIVATIONS, ATTENTIONS, NORM_POSITIONS, NORMS, POS_ENCODINGS
 from tinyllm.nn.module import Module
 from tinyllm.tensor import Tensor, no_grad
 
@@ -63,7 +63,8 @@ def settings_for(draw, field: str, value: str, skip_pos=(), min_width: int = 2):
     cfg = GPTConfig(vocab_size=draw(st.integers(4, 17)), context_length=ctx, n_layer=draw(st.integers(1, 3)),
                     n_head=n_head, n_kv_head=n_kv_head, d_model=n_head * head_dim,
                     d_ff=draw(st.sampled_from([None, 8])), bias=draw(st.booleans()),
-                    tie_embeddings=draw(st.booleans()), **variants)
+                    tie_embeddings=draw(st.booleans()), norm_position=draw(st.sampled_from(NORM_POSITIONS)),
+                    **variants)
     B, T = draw(st.integers(1, 2)), draw(st.integers(2, ctx))
     V = cfg.vocab_size
     idx = np.asarray(draw(st.lists(st.integers(0, V - 1), min_size=B * T, max_size=B * T))).reshape(B, T)

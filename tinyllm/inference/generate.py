@@ -37,6 +37,12 @@ n_layer·(window - 1) + 1 tokens, fits in them.
 The cache is made for min(context_length, prompt + new tokens) positions. A
 model whose attention is not causal (the bidirectional ablation of §2) cannot
 keep anything: it is generated without the cache.
+
+A prefix LM (``prefix_len`` P, tinyllm/nn/prefix_lm.py) reads the first P
+tokens of the prompt bidirectionally: the prefill sees the whole prefix at
+once, and every token after it is causal, so the decode steps are the usual
+ones. A slid window keeps what is left of the prefix in it (P minus the tokens
+dropped), with or without the cache.
 """
 
 from __future__ import annotations
@@ -57,12 +63,27 @@ def _check_ids(idx) -> np.ndarray:
     return ids.astype(np.int64)
 
 
+def _check_prefix(prefix_len, ids):
+    """prefix_len as a host int64 (B,) array in [0, T] (T: the prompt's length), or None."""
+    if prefix_len is None:
+        return None
+    B, T = ids.shape
+    arr = np.asarray(prefix_len)
+    if arr.dtype.kind not in "iu" or arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != B):
+        raise ValueError(f"generate: prefix_len must be an int or {B} ints (one per row), got {prefix_len!r}")
+    arr = np.broadcast_to(arr.astype(np.int64), (B,)).copy()
+    if ((arr < 0) | (arr > T)).any():
+        raise ValueError(f"generate: prefix_len must be in [0, {T}] (the prompt's length), got {arr.tolist()}")
+    return arr
+
+
 def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, min_p: float | None = None, repetition_penalty: float = 1.0,
              presence_penalty: float = 0.0, frequency_penalty: float = 0.0, seed=None,
-             use_cache: bool = True, fast_decode: bool = True) -> np.ndarray:
+             use_cache: bool = True, fast_decode: bool = True, prefix_len=None) -> np.ndarray:
     """idx (B, T) -> int64 (B, T + max_new_tokens); see the module docstring (GPT.generate calls this)."""
     ids = _check_ids(idx)
+    prefix = _check_prefix(prefix_len, ids)
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
         raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
     check_sampling_args(temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty)
@@ -79,8 +100,12 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
             decoder = model.make_decoder(batch_size=B, max_len=max_len) if fast_decode else None  # after eval()
             cache = model.make_cache(batch_size=B, max_len=max_len) if decoder is None else decoder.cache
         for _ in range(int(max_new_tokens)):
+            # the prefix left in the window: P minus the tokens the window has dropped (None: no prefix)
+            in_window = None if prefix is None else np.maximum(prefix - max(ids.shape[1] - ctx, 0), 0)
             if cache is None:
-                logits = model.next_token_logits(ids[:, -ctx:])  # (B, V), the whole window re-read
+                window = ids[:, -ctx:]  # the whole window, re-read every step
+                logits = model.next_token_logits(window) if prefix is None else \
+                    model.next_token_logits(window, prefix_len=in_window)
             else:
                 if model.max_positions is not None and ids.shape[1] > ctx:  # the window slid: positions moved
                     cache.reset()
@@ -89,6 +114,8 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
                     new = ids[:, cache.length:]  # the prompt (prefill), then the last token (decode)
                 if decoder is not None and new.shape[1] == 1:
                     logits = decoder.step(new[:, 0])  # raw arrays, into the same cache
+                elif cache.length == 0 and in_window is not None:  # the prefill reads the prefix bidirectionally
+                    logits = model.next_token_logits(new, cache=cache, prefix_len=in_window)
                 else:
                     logits = model.next_token_logits(new, cache=cache)
             # every penalty off: apply_penalties hands the logits back untouched

@@ -57,6 +57,7 @@ from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
 from tinyllm.nn.positional import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin
 from tinyllm.nn.positional.rope import rotate
+from tinyllm.nn.prefix_lm import prefix_lm_mask
 from tinyllm.tensor import Tensor
 
 
@@ -127,7 +128,8 @@ class CausalSelfAttention(Module):
         self.__dict__["_mask_key"], self.__dict__["_mask_value"] = key, (bias, is_causal)
         return bias, is_causal
 
-    def forward(self, x, cache=None, layer: int = 0):
+    def forward(self, x, cache=None, layer: int = 0, prefix_len=None):
+        """prefix_len: None, or (B,) ints: row b's first prefix_len[b] positions see one another (nn/prefix_lm.py)."""
         B, T, C = x.shape
         if cache is not None and T == 1 and self.causal and not self.record and not is_grad_enabled() \
                 and not (self.training and self.dropout):
@@ -141,10 +143,12 @@ class CausalSelfAttention(Module):
             k_all, v_all = cache.write(layer, k.data, v.data)  # (B, nkv, offset+T, hs)
             k, v = Tensor(k_all), Tensor(v_all)
         S = k.shape[2]  # the queries are the last T of the S keys (a rolling cache hands back only recent ones)
-        if self.attention != "full" and not self.record:
+        if self.attention != "full" and prefix_len is None and not self.record:
             y = self._tiled(q, k, v, S - T)  # (B, nh, T, hs): no (T, S) array anywhere
             return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
         mask, is_causal = self._mask(T, S, S - T, x.device, q.dtype)
+        if prefix_len is not None and self.causal:  # a prefix LM: the prefix is read bidirectionally
+            mask, is_causal = prefix_lm_mask(prefix_len, T, S, mask, q.dtype, x.device), False
         if self.record:
             self.last_weights = attention_probabilities(q, k, mask, is_causal)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,

@@ -60,10 +60,13 @@ class Block(Module):
         self.mlp = MoE.from_config(config) if config.is_moe_layer(layer) else MLP(config)  # layer: its index
         self.post_norm = config.norm_position == "post"
 
-    def forward(self, x, cache=None, layer: int = 0):
-        """cache, layer: a KVCache and this block's index in it (see CausalSelfAttention)."""
+    def forward(self, x, cache=None, layer: int = 0, prefix_len=None):
+        """cache, layer: a KVCache and this block's index in it; prefix_len: see CausalSelfAttention."""
+        kw = dict(cache=cache, layer=layer)
+        if prefix_len is not None:  # passed only when given: the labs' own attention modules take no prefix_len
+            kw["prefix_len"] = prefix_len
         if self.post_norm:  # Vaswani et al. 2017: norm(x + f(x))
-            x = self.ln_1(x + self.attn(x, cache=cache, layer=layer))
+            x = self.ln_1(x + self.attn(x, **kw))
             return self.ln_2(x + self.mlp(x))
-        x = x + self.attn(self.ln_1(x), cache=cache, layer=layer)
+        x = x + self.attn(self.ln_1(x), **kw)
         return x + self.mlp(self.ln_2(x))

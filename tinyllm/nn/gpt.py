@@ -57,6 +57,7 @@ from tinyllm.nn.linear import Linear
 from tinyllm.nn.module import Module
 from tinyllm.nn.moe import inactive_parameters, with_moe_losses
 from tinyllm.nn.positional import sinusoidal_table
+from tinyllm.nn.prefix_lm import check_prefix_len
 from tinyllm.nn.pretrained import load_pretrained, save_pretrained
 from tinyllm.tensor import Tensor
 
@@ -165,15 +166,16 @@ class GPT(Module):
             return self.pos_table[offset:offset + T]  # a constant (T, C)
         return None  # rope and alibi act inside attention; none adds nothing
 
-    def hidden_states(self, idx, cache=None):
+    def hidden_states(self, idx, cache=None, prefix_len=None):
         """The final-normed residual stream ln_f(x), (B, T, C): everything but the LM head.
 
-        With a KVCache, idx continues what the cache holds (see forward).
+        With a KVCache, idx continues what the cache holds; prefix_len: see forward.
         """
         ids = self._ids(idx, "idx", check_length=cache is None)
         B, T = ids.shape
         offset = 0 if cache is None else cache.length
         self._positions(T, offset, cache)
+        prefix_len = self._prefix(prefix_len, B, T, offset)
         x = self.transformer.wte(ids)  # (B, T) -> (B, T, C)
         if self.config.pos_encoding == "sinusoidal":
             # Vaswani et al. §3.4: token vectors times √d_model before the fixed sines are added. Without it
@@ -184,26 +186,41 @@ class GPT(Module):
             x = x + pos  # (B,T,C) + (T,C)
         x = self.transformer.drop(x)
         for layer, block in enumerate(self.transformer.h):
-            x = block(x, cache=cache, layer=layer)
+            x = block(x, cache=cache, layer=layer, prefix_len=prefix_len)
         if cache is not None:
             cache.advance(T)  # every layer has written positions offset .. offset+T-1
         return self.transformer.ln_f(x) if "ln_f" in self.transformer else x
 
-    def forward(self, idx, targets=None, cache=None):
+    def forward(self, idx, targets=None, cache=None, prefix_len=None):
         """(logits (B, T, V), loss) for ids (B, T); loss is None without targets.
 
         ``targets`` (B, T) are the next tokens (idx shifted by one); IGNORE_INDEX (-100) entries are skipped.
         ``cache`` (from make_cache): idx is the continuation of the tokens the cache holds, at
         positions cache.length.. ; their keys and values are appended. No graph is built then
         (a cache is for inference).
+        ``prefix_len`` P (an int, or (B,) ints): a prefix LM (tinyllm/nn/prefix_lm.py): positions < P see
+        one another, the rest causally, and the loss counts only the tokens after the prefix
+        (targets[:, P-1:]). With a cache, the prefix is read while the cache is empty.
         """
         if cache is not None:
             with no_grad():
-                return self._forward(idx, targets, cache)
-        return self._forward(idx, targets, None)
+                return self._forward(idx, targets, cache, prefix_len)
+        return self._forward(idx, targets, None, prefix_len)
 
-    def _forward(self, idx, targets, cache):
-        logits = self.lm_head(self.hidden_states(idx, cache))  # (B, T, C) -> (B, T, V)
+    def _prefix(self, prefix_len, B: int, T: int, offset: int):
+        """prefix_len checked (nn/prefix_lm.py) as a host (B,) array, or None."""
+        if prefix_len is None:
+            return None
+        if not self.config.causal:
+            raise ValueError("GPT: prefix_len needs a causal model; this one (causal=False) reads every row "
+                             "bidirectionally already")
+        if offset:
+            raise ValueError(f"GPT: prefix_len with a KV cache that holds {offset} positions: the prefix must be read "
+                             "in the first chunk, while the cache is empty (reset() it, or leave prefix_len out)")
+        return check_prefix_len(prefix_len, B, T)
+
+    def _forward(self, idx, targets, cache, prefix_len=None):
+        logits = self.lm_head(self.hidden_states(idx, cache, prefix_len))  # (B, T, C) -> (B, T, V)
         if targets is None:
             return logits, None
         B, T, V = logits.shape
@@ -213,6 +230,11 @@ class GPT(Module):
         if tuple(tgt.shape) != (B, T) or tgt.dtype.kind not in "iu":
             raise ValueError(f"GPT: targets must be integer ids of the same shape as idx {(B, T)}, "
                              f"got {tgt.dtype} array of shape {tuple(tgt.shape)}")
+        if prefix_len is not None:  # a prefix LM learns the tokens after the prefix: targets[:, P-1:]
+            P = check_prefix_len(prefix_len, B, T)
+            before = np.arange(T)[None, :] < (P[:, None] - 1)  # (B, T) host
+            tgt = backend.of(tgt).where(backend.asarray(before, device=backend.device_of(tgt)),
+                                        tgt.dtype.type(self.IGNORE_INDEX), tgt)
         if backend.device_of(tgt) == "cpu" and self.device != "cpu":
             tgt = backend.asarray(tgt, device=self.device)
         loss = F.cross_entropy(logits.reshape(B * T, V), Tensor(tgt.reshape(B * T)),  # (B,T,V) -> (B·T, V)
@@ -251,20 +273,22 @@ class GPT(Module):
 
     # ------------------------------------------------------------------ generation
     @no_grad()
-    def next_token_logits(self, idx, cache=None) -> np.ndarray:
+    def next_token_logits(self, idx, cache=None, prefix_len=None) -> np.ndarray:
         """Host float32 logits (B, V) of the token after each row of idx (B, T).
 
         Only the last position goes through the LM head. With a cache, idx is what
-        comes after the cached tokens (see forward).
+        comes after the cached tokens; prefix_len: see forward.
         """
-        h = self.hidden_states(idx, cache)
+        h = self.hidden_states(idx, cache, prefix_len)
         return backend.to_numpy(self.lm_head(h[:, -1]).data)  # (B, C) -> (B, V), to the host
 
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, min_p: float | None = None, repetition_penalty: float = 1.0,
                  presence_penalty: float = 0.0, frequency_penalty: float = 0.0, seed=None,
-                 use_cache: bool = True, fast_decode: bool = True) -> np.ndarray:
+                 use_cache: bool = True, fast_decode: bool = True, prefix_len=None) -> np.ndarray:
         """Extend each row of idx (B, T) by max_new_tokens sampled tokens -> int64 (B, T + max_new_tokens).
+
+        prefix_len: for a prefix LM, the first prefix_len tokens of idx are its bidirectional prefix.
 
         Each step: next-token logits (in eval mode, no graph; with a KV cache unless
         use_cache=False; the one-token steps on raw arrays, make_decoder, unless fast_decode=False
@@ -279,7 +303,7 @@ class GPT(Module):
         return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                         min_p=min_p, repetition_penalty=repetition_penalty, presence_penalty=presence_penalty,
                         frequency_penalty=frequency_penalty, seed=seed, use_cache=use_cache,
-                        fast_decode=fast_decode)
+                        fast_decode=fast_decode, prefix_len=prefix_len)
 
     # ------------------------------------------------------------------ sizes
     def num_parameters(self, non_embedding: bool = False, active: bool = False) -> int:
