@@ -6,13 +6,16 @@
     intq.py       int8 per output channel (symmetric, or with a zero point), int4 per group of inputs
     weight.py     QuantizedWeight: one matrix in one of those formats, its bytes and its product
     qmatmul.py    x Wᵀ reading the blocks as stored (Numba), and the reference it is checked against
+    linear.py     QuantLinear, and quantize_model(model, method): a GPT with quantized blocks
 """
 
 from tinyllm.quant.ggml import FORMATS as BLOCK_FORMATS
 from tinyllm.quant.ggml import dequantize, quantize
 from tinyllm.quant.intq import INT_FORMATS, dequantize_int, quantize_int
+from tinyllm.quant.linear import METHODS, QuantLinear, model_nbytes, quantize_model
 from tinyllm.quant.qmatmul import qmatmul, qmatmul_reference
 from tinyllm.quant.weight import FORMATS, QuantizedWeight
 
-__all__ = ["BLOCK_FORMATS", "FORMATS", "INT_FORMATS", "QuantizedWeight", "dequantize", "dequantize_int", "qmatmul",
-           "qmatmul_reference", "quantize", "quantize_int"]
+__all__ = ["BLOCK_FORMATS", "FORMATS", "INT_FORMATS", "METHODS", "QuantLinear", "QuantizedWeight", "dequantize",
+           "dequantize_int", "model_nbytes", "qmatmul", "qmatmul_reference", "quantize", "quantize_int",
+           "quantize_model"]
