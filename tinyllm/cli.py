@@ -8,7 +8,6 @@
     tinyllm sample --ckpt DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
                    [--min-p P] [--repetition-penalty R] [--presence-penalty A] [--frequency-penalty F]
                    [--seed S] [--num-samples N] [--no-cache] [--prefix-lm] [--trust-pattern]
-                   [--quantize METHOD [--group-size G]]   the blocks' matrices quantized first (§14)
     tinyllm tokenize TEXT [--vocab FILE|DIR | --gpt2-ranks FILE] [--html FILE] [--no-color]
                           [--max-tokens N] [--start-token S] [--trust-pattern]
                                                           colored token spans and ids
@@ -297,10 +296,6 @@ def _sample(args) -> int:
 
     try:
         model, tok = load_run(args.ckpt, trust_pattern=args.trust_pattern)
-        if args.quantize:  # round-to-nearest, every Linear of the blocks (tinyllm/quant/linear.py, §14)
-            from tinyllm.quant import quantize_model
-
-            quantize_model(model, args.quantize, group_size=args.group_size)
     except (OSError, ValueError) as e:
         print(f"tinyllm sample: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -414,10 +409,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prefix-lm", action="store_true", help="read the prompt as a bidirectional prefix (a model "
                    "trained with --objective prefix_lm); a masked LM (--objective mlm) is sampled by unmasking")
     s.add_argument("--trust-pattern", action="store_true", help=_TRUST_PATTERN_HELP)
-    s.add_argument("--quantize", default=None, metavar="METHOD",
-                   help="quantize the blocks' matrices first: f16, q8_0, q5_0, q4_0, int8, int8_asym, int4, int4_sym")
-    s.add_argument("--group-size", type=int, default=None, metavar="G",
-                   help="with --quantize int4/int4_sym: inputs per scale, 32, 64 or 128 (default 128)")
     s.set_defaults(func=_sample)
 
     k = sub.add_parser("tokenize", help="show how a tokenizer cuts text into tokens (colored spans and ids)")

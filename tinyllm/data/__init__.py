@@ -4,10 +4,10 @@
     tok, ds = prepare_data("stories", "char")    # tokenizer + 90/10 train/val token arrays
     x, y = ds.get_batch("train", 12, 64, np.random.default_rng(0))   # int64 (12, 64) each
 
-Modules: ``registry`` (download + sha256 + cache, load_text), ``stories`` (the
-synthetic story grammar), ``dataset`` (build_tokenizer, token arrays, .bin files,
-split, batches), ``tasks`` (toy copy / reverse / sort sequences, scored on the
-answer tokens only). The tokenizers and their files live in tinyllm.tokenizer;
+Modules: ``registry`` (download + sha256 + cache, load_text), ``synthetic.stories``
+(the story grammar; ``tinyllm.data.stories`` names it too), ``dataset``
+(build_tokenizer, token arrays, .bin files, split, batches), ``tasks`` (toy copy /
+reverse / sort sequences, scored on the answer tokens only). The tokenizers and their files live in tinyllm.tokenizer;
 CharTokenizer, load_tokenizer and save_tokenizer are re-exported here.
 
 Preparing a corpus (import these modules directly; nothing of them is loaded here):
@@ -42,7 +42,8 @@ from tinyllm.data.registry import (
     load_text,
     sha256_file,
 )
-from tinyllm.data.stories import generate_stories
+from tinyllm.data.synthetic import stories
+from tinyllm.data.synthetic.stories import generate_stories
 from tinyllm.tokenizer import CharTokenizer, load_tokenizer, save_tokenizer
 
 __all__ = [

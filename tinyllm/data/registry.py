@@ -235,7 +235,7 @@ def load_text(name_or_path: str | os.PathLike = "stories") -> str:
     "./stories" to mean the file. Registered corpora are read byte-exact.
     """
     if isinstance(name_or_path, str) and name_or_path in BUILTIN:
-        from tinyllm.data.stories import generate_stories
+        from tinyllm.data.synthetic.stories import generate_stories
 
         return generate_stories()
     if isinstance(name_or_path, str) and name_or_path in CORPORA:

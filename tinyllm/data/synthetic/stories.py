@@ -16,6 +16,15 @@ little punctuation, spaces and newlines (54 distinct characters), so a
 character-level model sees the same words again and again and soon writes
 recognisable stories of its own.
 
+Two knobs make the corpus harder or easier to learn, without changing the
+default corpus by a byte:
+
+    vocabulary   the fraction of every word list used (names, kinds, places, things, colours, ...):
+                 generate_stories(n, vocabulary=0.3) draws from the first 30% of each list (at least
+                 one entry, two names), so fewer distinct words
+    arcs         story arcs per story: arcs=3 chains three arcs ("The next day, ...") between one
+                 opening and one ending, so longer stories with longer-range structure
+
 Everything comes from ``random.Random(seed)``: the same seed gives the same text,
 byte for byte, on every machine and Python version (``Random.random`` and
 ``Random.choice`` are stable across versions). Stories are separated by a blank line.
@@ -30,8 +39,9 @@ Example (``generate_stories(1, seed=0)``, printed; the real output, checked by a
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 # ----------------------------------------------------------------------------- the word lists
 
@@ -76,25 +86,60 @@ FEELINGS_END = ("happy", "proud", "glad", "very happy")
 
 
 @dataclass(frozen=True)
+class Lexicon:
+    """The word lists a story draws from; Lexicon() holds them all."""
+
+    names_girl: tuple = NAMES_GIRL
+    names_boy: tuple = NAMES_BOY
+    names_pet_she: tuple = NAMES_PET_SHE
+    names_pet_he: tuple = NAMES_PET_HE
+    kinds_animal: tuple = KINDS_ANIMAL
+    homes: tuple = HOMES
+    places: tuple = PLACES
+    hiding: tuple = HIDING
+    colours: tuple = COLOURS
+    things: tuple = THINGS
+    games: tuple = GAMES
+    fears: tuple = FEARS
+    goals: tuple = GOALS
+    makes: tuple = MAKES
+    feelings_end: tuple = FEELINGS_END
+
+    def shrink(self, fraction: float) -> "Lexicon":
+        """The first ceil(fraction x n) entries of each list (at least one; two of each list of names)."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"vocabulary must be a fraction in (0, 1], got {fraction}")
+        out = {}
+        for f in fields(self):
+            words = getattr(self, f.name)
+            least = 2 if f.name.startswith("names") else 1
+            out[f.name] = words[:max(least, math.ceil(fraction * len(words)))]
+        return Lexicon(**out)
+
+
+FULL = Lexicon()
+
+
+@dataclass(frozen=True)
 class Character:
     name: str
     kind: str
     pronoun: str  # "she" or "he"
 
 
-def _character(rng: random.Random, avoid: str = "") -> Character:
+def _character(rng: random.Random, lex: Lexicon = FULL, avoid: str = "") -> Character:
     if rng.random() < 0.5:
         kind, pronoun = rng.choice(KINDS_CHILD)
-        names = NAMES_GIRL if pronoun == "she" else NAMES_BOY
+        names = lex.names_girl if pronoun == "she" else lex.names_boy
     else:
-        kind, pronoun = rng.choice(KINDS_ANIMAL), rng.choice(("she", "he"))
-        names = NAMES_PET_SHE if pronoun == "she" else NAMES_PET_HE
+        kind, pronoun = rng.choice(lex.kinds_animal), rng.choice(("she", "he"))
+        names = lex.names_pet_she if pronoun == "she" else lex.names_pet_he
     name = rng.choice([n for n in names if n != avoid])
     return Character(name, kind, pronoun)
 
 
-def _thing(rng: random.Random) -> str:
-    return f"{rng.choice(COLOURS)} {rng.choice(THINGS)}"
+def _thing(rng: random.Random, lex: Lexicon = FULL) -> str:
+    return f"{rng.choice(lex.colours)} {rng.choice(lex.things)}"
 
 
 def _a(word: str) -> str:
@@ -195,29 +240,37 @@ def _making(rng: random.Random, make: tuple[str, str, str, str]) -> list[str]:
 
 ARCS = ("lost_and_found", "new_friend", "brave", "sharing", "journey", "making")
 
+NEXT_DAY = ("The next day, {hero} woke up early.", "A few days later, {hero} saw {friend} again.",
+            "Then something else happened.")
+
 ENDINGS = ("{Hero} and {friend} were {feeling}, and they played together every day.",
            "From that day on, {hero} and {friend} were best friends.",
            "That night, {hero} went to bed with a big smile.",
            "{Hero} felt {feeling}. It was a very good day.")
 
 
-def generate_story(rng: random.Random) -> str:
-    """One story from the grammar, drawing every choice from `rng`."""
-    hero = _character(rng)
-    friend = _character(rng, avoid=hero.name)
+def _arc(rng: random.Random, lex: Lexicon) -> list[str]:
     arc = rng.choice(ARCS)
     if arc == "lost_and_found":
-        body = _lost_and_found(rng)
-    elif arc == "new_friend":
-        body = _new_friend(rng)
-    elif arc == "brave":
-        body = _brave(rng, rng.choice(FEARS))
-    elif arc == "sharing":
-        body = _sharing(rng)
-    elif arc == "journey":
-        body = _journey(rng, rng.choice(GOALS))
-    else:
-        body = _making(rng, rng.choice(MAKES))
+        return _lost_and_found(rng)
+    if arc == "new_friend":
+        return _new_friend(rng)
+    if arc == "brave":
+        return _brave(rng, rng.choice(lex.fears))
+    if arc == "sharing":
+        return _sharing(rng)
+    if arc == "journey":
+        return _journey(rng, rng.choice(lex.goals))
+    return _making(rng, rng.choice(lex.makes))
+
+
+def generate_story(rng: random.Random, lex: Lexicon = FULL, arcs: int = 1) -> str:
+    """One story from the grammar, drawing every choice from `rng`: an opening, `arcs` arcs, an ending."""
+    hero = _character(rng, lex)
+    friend = _character(rng, lex, avoid=hero.name)
+    body = _arc(rng, lex)
+    for _ in range(arcs - 1):  # subtle: no draw here when arcs == 1, so the default corpus never changes
+        body += [rng.choice(NEXT_DAY)] + _arc(rng, lex)
     opening = [
         rng.choice(("Once upon a time, there was {a_kind} named {hero}.",
                     "Once upon a time, {a_kind} named {hero} lived {home}.")),
@@ -226,15 +279,15 @@ def generate_story(rng: random.Random) -> str:
         opening.append("{He} lived {home}.")
     sentences = opening + body + [rng.choice(ENDINGS)]
 
-    thing = _thing(rng)
+    thing = _thing(rng, lex)
     p, fp = PRONOUNS[hero.pronoun], PRONOUNS[friend.pronoun]
     slots = {
         "hero": hero.name, "Hero": hero.name, "friend": friend.name, "Friend": friend.name,
         "a_kind": _a(hero.kind), "a_fkind": _a(friend.kind),
         "he": p["he"], "He": p["He"], "him": p["him"], "his": p["his"], "His": p["His"],
         "fhe": fp["he"], "fhis": fp["his"],
-        "thing": thing, "a_thing": _a(thing), "place": rng.choice(PLACES), "home": rng.choice(HOMES),
-        "hiding": rng.choice(HIDING), "game": rng.choice(GAMES), "feeling": rng.choice(FEELINGS_END),
+        "thing": thing, "a_thing": _a(thing), "place": rng.choice(lex.places), "home": rng.choice(lex.homes),
+        "hiding": rng.choice(lex.hiding), "game": rng.choice(lex.games), "feeling": rng.choice(lex.feelings_end),
     }
     # two or three sentences to a line, like a picture book
     lines, line = [], []
@@ -248,12 +301,16 @@ def generate_story(rng: random.Random) -> str:
     return "\n".join(lines)
 
 
-def generate_stories(n_stories: int = 1000, seed: int = 0) -> str:
+def generate_stories(n_stories: int = 1000, seed: int = 0, *, vocabulary: float = 1.0, arcs: int = 1) -> str:
     """`n_stories` stories from the seeded grammar, separated by a blank line (about 600 bytes each).
 
     generate_stories(1000, seed=0) is the default "stories" corpus (a few hundred KB).
+    vocabulary: the fraction of each word list used; arcs: story arcs per story (module docstring).
     """
     if n_stories < 1:
         raise ValueError(f"n_stories must be at least 1, got {n_stories}")
+    if isinstance(arcs, bool) or not isinstance(arcs, int) or arcs < 1:
+        raise ValueError(f"arcs must be an integer >= 1 (story arcs per story), got {arcs!r}")
+    lex = FULL if vocabulary == 1 else FULL.shrink(vocabulary)
     rng = random.Random(seed)
-    return "\n\n".join(generate_story(rng) for _ in range(n_stories)) + "\n"
+    return "\n\n".join(generate_story(rng, lex, arcs) for _ in range(n_stories)) + "\n"
