@@ -8,6 +8,7 @@
     tinyllm sample --ckpt DIR [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
                    [--min-p P] [--repetition-penalty R] [--presence-penalty A] [--frequency-penalty F]
                    [--seed S] [--num-samples N] [--no-cache] [--prefix-lm] [--trust-pattern]
+                   [--quantize METHOD [--group-size G]]   the blocks' matrices quantized first (§14)
     tinyllm tokenize TEXT [--vocab FILE|DIR | --gpt2-ranks FILE] [--html FILE] [--no-color]
                           [--max-tokens N] [--start-token S] [--trust-pattern]
                                                           colored token spans and ids
@@ -18,6 +19,7 @@
     tinyllm render attention|positional [--quality l|m|h] the Manim animations of §3 and §2
     tinyllm finetune --from DIR --data FILE --out DIR     continue a model on your data, LoRA optional (§12)
     tinyllm rlhf --policy DIR --reward DIR --prompts F --out DIR   PPO against a reward model (§12)
+    tinyllm synth KIND --n N --out FILE.jsonl [--seed S]  stories, verifiable tasks, a model's own records (§16)
     tinyllm clean IN OUT                                  normalize a corpus, drop what breaks quality rules (§16)
     tinyllm dedup IN OUT [--threshold T]                  remove exact copies and near-duplicates (§16)
 
@@ -296,6 +298,10 @@ def _sample(args) -> int:
 
     try:
         model, tok = load_run(args.ckpt, trust_pattern=args.trust_pattern)
+        if args.quantize:  # round-to-nearest, every Linear of the blocks (tinyllm/quant/linear.py, §14)
+            from tinyllm.quant import quantize_model
+
+            quantize_model(model, args.quantize, group_size=args.group_size)
     except (OSError, ValueError) as e:
         print(f"tinyllm sample: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -346,7 +352,7 @@ _CHAPTER_COMMANDS = (
     "tinyllm.viz.kv_viz",                # tinyllm kv-viz
     "tinyllm.render",                    # tinyllm render
     "tinyllm.posttrain",                 # tinyllm finetune, tinyllm rlhf
-    "tinyllm.data_commands",             # tinyllm clean, dedup
+    "tinyllm.data_commands",             # tinyllm synth, clean, dedup
 )
 
 # the --out rules and flag builder of `tinyllm train`, shared with the chapter commands (tinyllm/posttrain.py)
@@ -409,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prefix-lm", action="store_true", help="read the prompt as a bidirectional prefix (a model "
                    "trained with --objective prefix_lm); a masked LM (--objective mlm) is sampled by unmasking")
     s.add_argument("--trust-pattern", action="store_true", help=_TRUST_PATTERN_HELP)
+    s.add_argument("--quantize", default=None, metavar="METHOD",
+                   help="quantize the blocks' matrices first: f16, q8_0, q5_0, q4_0, int8, int8_asym, int4, int4_sym")
+    s.add_argument("--group-size", type=int, default=None, metavar="G",
+                   help="with --quantize int4/int4_sym: inputs per scale, 32, 64 or 128 (default 128)")
     s.set_defaults(func=_sample)
 
     k = sub.add_parser("tokenize", help="show how a tokenizer cuts text into tokens (colored spans and ids)")
