@@ -1,0 +1,16 @@
+"""Interop (§15): tinyllm's models and tokenizers in the files other tools read, and back.
+
+    hf.py            a Hugging Face model folder (transformers loads it with no custom code): save_hf, load_hf
+    hf_config.py     GPTConfig <-> config.json: GPT2LMHeadModel or LlamaForCausalLM, or an error naming the field
+    hf_weights.py    the state dict under Hugging Face's names and layouts; safetensors with F32/F16/BF16
+    hf_tokenizer.py  byte-level BPE and character tokenizers <-> tokenizer.json
+
+Read hf.py first: it is the two functions a user calls; the other three are what they do.
+"""
+
+from .hf import load_hf, load_hf_config, load_hf_tokenizer, save_hf
+from .hf_config import from_hf_config, hf_architecture, to_hf_config
+from .hf_tokenizer import tokenizer_from_hf, tokenizer_json
+
+__all__ = ["from_hf_config", "hf_architecture", "load_hf", "load_hf_config", "load_hf_tokenizer", "save_hf",
+           "to_hf_config", "tokenizer_from_hf", "tokenizer_json"]
