@@ -10,7 +10,7 @@ Properties over random models, for every kernel x window x positional encoding:
   * past context_length (rope, alibi, none) generation goes on in the cache without re-reading the
     prompt, equal to a full forward over the whole text, and to uncached generation when the window's
     reach fits in the context; the cache's bytes stay fixed;
-  * the raw-array Decoder serves every kernel and leaves windowed models to the modules.
+  * the raw-array Decoder serves every kernel and window, past the context too.
 """
 
 import dataclasses
@@ -140,8 +140,11 @@ def test_generation_goes_past_the_context_without_rereading_the_prompt(pos_encod
     hidden = model.hidden_states
     model.hidden_states = lambda idx, *a, **kw: read.append(np.shape(idx)[1]) or hidden(idx, *a, **kw)
     prompt = np.random.default_rng(0).integers(0, 23, (2, 6))
-    out = model.generate(prompt, 30, temperature=0.0)  # 36 tokens: past the context of 8
+    out = model.generate(prompt, 30, temperature=0.0, fast_decode=False)  # 36 tokens: past the context of 8
     assert read == [6] + [1] * 29  # the prompt once, then one token per step
+    read.clear()
+    np.testing.assert_array_equal(model.generate(prompt, 30, temperature=0.0), out)  # the Decoder's steps
+    assert read == [6]  # the prompt through the modules, every step on raw arrays
     # each step's choice is the argmax of a full forward over the whole text (a model with room for it)
     longer = with_config(model, context_length=64)
     logits = host(longer(out[:, :-1])[0])[:, 5:]  # positions 5..34 predicted tokens 6..35
@@ -194,22 +197,25 @@ def test_rolling_cache_bookkeeping():
     assert cache.length == 0 and cache.start == [0]
 
 
-def test_the_decoder_serves_every_kernel_and_leaves_windows_to_the_modules():
-    from tinyllm.nn.decoding import why_not_decodable
-
-    x = np.random.default_rng(3).integers(0, 23, (2, 16))
-    for attention in ATTENTIONS:
-        model = random_model(attention=attention, pos_encoding="alibi")
-        full = host(model(x)[0])
-        dec = model.make_decoder(batch_size=2)
+@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
+def test_the_decoder_serves_every_kernel_and_window(pos_encoding):
+    x = np.random.default_rng(3).integers(0, 23, (2, 40))
+    unbounded = pos_encoding in UNBOUNDED
+    for attention, window in zip(ATTENTIONS, (None, 3, 5)):
+        model = random_model(attention=attention, window=window, pos_encoding=pos_encoding)  # context 16
+        T = 40 if unbounded and window else 16  # a windowed rope/alibi/none model decodes past its context
+        full = host((with_config(model, context_length=40) if T > 16 else model)(x[:, :T])[0])
+        dec = model.make_decoder(batch_size=2, max_len=8 if window else None)  # tables shorter than the run
         np.testing.assert_allclose(dec.prefill(x[:, :5]), full[:, 4], atol=1e-5)
-        for t in range(5, 16):
-            np.testing.assert_allclose(dec.step(x[:, t]), full[:, t], atol=1e-5)
-    windowed_model = random_model(window=4)
-    assert windowed_model.make_decoder() is None and "sliding window" in why_not_decodable(windowed_model)
+        for t in range(5, T):
+            np.testing.assert_allclose(dec.step(x[:, t]), full[:, t], atol=1e-5, err_msg=f"{attention} {t}")
+        if not unbounded and window:
+            with pytest.raises(ValueError, match="position 16 is past context_length=16"):
+                dec.step(x[:, 0])
+    model = random_model(window=4, pos_encoding=pos_encoding)
     prompt = x[:, :4]
-    np.testing.assert_array_equal(windowed_model.generate(prompt, 20, temperature=0.0),  # the modules' steps
-                                  windowed_model.generate(prompt, 20, temperature=0.0, use_cache=False))
+    np.testing.assert_array_equal(model.generate(prompt, 20, temperature=0.0),
+                                  model.generate(prompt, 20, temperature=0.0, fast_decode=False))
 
 
 def test_long_inputs_and_their_limits():

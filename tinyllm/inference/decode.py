@@ -25,6 +25,12 @@ device), for B rows at position t:
 Post-norm blocks (``norm_position = "post"``) read x itself and normalize after
 each add: x = norm_1(x + attn(x)), x = norm_2(x + mlp(x)); no norm_f.
 
+With a sliding window (GPTConfig.window = W) the cache is a RollingKVCache:
+``cache.write`` hands back only keys and values t - W + 1 .. t, so the same
+lines attend over the window (ALiBi's distances counted from the last key),
+and t grows past the position tables: RoPE's angles for such a t come from
+``rope_at``. Every attention kernel gives the same decode step (one query).
+
 What it leaves out: the graph, the Tensors, module lookups, and the checks a
 call through the model makes (ids in range, shapes, positions): ``step``
 trusts the ids it is given, the sampled tokens of the generation loop, and
@@ -156,17 +162,18 @@ class Decoder:
         add        (max_len, C) vectors added to the token vectors at each position ("learned",
                    "sinusoidal"), or None
         rope       (cos, sin), each (max_len, hs), RoPE's "half" layout (``rope_cos_sin``), or None
+        rope_at    pos -> (cos, sin), each (hs,): RoPE at a position past the tables (a rolling cache), or None
         alibi      (n_head, max_len): -m_h · d for distance d = 0, 1, ... (``alibi_bias``), or None
     """
 
-    def __init__(self, model, cache, weights: dict, add=None, rope=None, alibi=None):
+    def __init__(self, model, cache, weights: dict, add=None, rope=None, alibi=None, rope_at=None):
         c = model.config
         self.model, self.cache = model, cache
         self.n_head, self.n_kv_head, self.head_dim, self.d_model = c.n_head, c.kv_heads, c.head_dim, c.d_model
         self.activation, self.eps, self.rms = c.activation, float(c.norm_eps), c.norm == "rmsnorm"
         self.post_norm = c.norm_position == "post"
         self.embed_scale = math.sqrt(c.d_model) if c.pos_encoding == "sinusoidal" else None
-        self.add, self.rope, self.alibi = add, rope, alibi
+        self.add, self.rope, self.alibi, self.rope_at = add, rope, alibi, rope_at
         if alibi is not None:  # head h = group·g + i, as the module path orders them
             self.alibi = alibi.reshape(self.n_kv_head, self.n_head // self.n_kv_head, -1)  # (nkv, g, max_len)
         w = weights.get
@@ -217,19 +224,20 @@ class Decoder:
         xp = backend.of(qkv)
         qk, v = qkv[:, :nh + nkv], qkv[:, nh + nkv:]  # (B, nh+nkv, hs): q and k rotate together
         if self.rope is not None:
-            cos, sin = self.rope[0][pos], self.rope[1][pos]  # (hs,) each
+            # (hs,) each; past the tables (a sliding window's rolling cache has no last position) from rope_at
+            cos, sin = (self.rope[0][pos], self.rope[1][pos]) if pos < self.rope[0].shape[0] else self.rope_at(pos)
             h = hs // 2
             qk = qk * cos + xp.concatenate([-qk[..., h:], qk[..., :h]], axis=-1) * sin  # x cos + rot(x) sin
-        keys, values = self.cache.keys[layer], self.cache.values[layer]  # (B, nkv, max_len, hs)
-        keys[:, :, pos] = qk[:, nh:]
-        values[:, :, pos] = v
-        S = pos + 1
+        # the cache stores k, v at position pos and hands back the keys the new query sees, its own last:
+        # positions 0..pos (KVCache), or the last `window` of them (RollingKVCache)
+        keys, values = self.cache.write(layer, qk[:, nh:, None], v[:, :, None])  # (B, nkv, S, hs)
+        S = keys.shape[2]
         q = qk[:, :nh].reshape(B, nkv, nh // nkv, hs) * self.scale  # the g query heads of each key head
-        scores = q @ keys[:, :, :S].swapaxes(-1, -2)  # (B, nkv, g, hs) @ (B, nkv, hs, S) -> (B, nkv, g, S)
+        scores = q @ keys.swapaxes(-1, -2)  # (B, nkv, g, hs) @ (B, nkv, hs, S) -> (B, nkv, g, S)
         if self.alibi is not None:
-            scores += self.alibi[:, :, pos::-1]  # key j is pos - j behind: distances pos, ..., 1, 0
-        p = softmax_forward(scores, -1)  # no mask: the newest query sees every cached key
-        return (p @ values[:, :, :S]).reshape(B, self.d_model)  # (B, nkv, g, hs) -> (B, nh·hs): heads side by side
+            scores += self.alibi[:, :, S - 1::-1]  # the j-th key handed back is S-1-j behind: S-1, ..., 1, 0
+        p = softmax_forward(scores, -1)  # no mask: the newest query sees every key handed back
+        return (p @ values).reshape(B, self.d_model)  # (B, nkv, g, hs) -> (B, nh·hs): heads side by side
 
     # ------------------------------------------------------------------ the two calls
     def prefill(self, ids):
@@ -240,10 +248,14 @@ class Decoder:
     def step(self, ids) -> np.ndarray:
         """One token per row, ids (B,) ints on the host, at position cache.length -> host logits (B, V).
 
-        The ids are trusted (the generation loop's own samples); only the cache's room is checked.
+        The ids are trusted (the generation loop's own samples); only the cache's room (and, past a
+        rolling cache's window, the model's last position) is checked.
         """
         pos, B = self.cache.length, self.cache.batch_size
         self.cache.check_room(1)
+        if self.model.max_positions is not None and pos >= self.model.max_positions:
+            raise ValueError(f"Decoder.step: position {pos} is past context_length={self.model.max_positions} "
+                             f"(its positions come from a table); prefill the last tokens again in a new decoder")
         if np.shape(ids) != (B,):
             raise ValueError(f"Decoder.step: ids must be one token per row, shape ({B},), got {np.shape(ids)}")
         ids = backend.asarray(ids, device=self.device)

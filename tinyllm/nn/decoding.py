@@ -9,12 +9,16 @@ through the modules, the reference path:
     a hook on any module           register_forward_hook & co. (nn/hooks.py): the modules must run
     attention recording on         record_attention(model): the weights must be kept
     attention not causal           the bidirectional ablation: nothing can be cached at all
-    a sliding window               GPTConfig.window: the rolling cache (the attention kernel does not
-                                   matter: at one query per row every kernel is the same product)
     dropout while training         the Decoder has no dropout (generate switches to eval first)
 
+The attention kernel (GPTConfig.attention) does not matter: at one query per
+row every kernel is the same product. A sliding window (GPTConfig.window) makes
+the cache a RollingKVCache, which hands the Decoder only the window's keys.
+
 The position tables are made here, from the functions of nn/positional, for
-positions 0 .. max_len-1:
+positions 0 .. max_len-1 (max_len None: context_length; a window's ALiBi table
+covers at least the window's distances, and RoPE past the table is computed
+per position, ``rope_at``):
 
     "learned"     wpe.weight[:max_len]                     added to the token vectors
     "sinusoidal"  the model's PE table [:max_len]          added after the √C scaling
@@ -62,8 +66,6 @@ def why_not_decodable(model) -> str:
             return f"{name} records its attention weights or is not causal"
     if model.training and model.config.dropout > 0:
         return "the model is in training mode with dropout"
-    if model.config.window is not None:
-        return "a sliding window: its RollingKVCache is read and written by the modules' decode step"
     return ""
 
 
@@ -72,16 +74,23 @@ def make_decoder(model, batch_size: int = 1, max_len: int | None = None):
     if why_not_decodable(model):
         return None
     cache = model.make_cache(batch_size=batch_size, max_len=max_len)
-    c, n = model.config, cache.max_len
+    c = model.config
+    n = c.context_length if max_len is None else int(max_len)  # the positions the tables cover
     dtype, device = model.transformer.wte.weight.dtype, model.device
     weights = {name: p.data for name, p in model.named_parameters(remove_duplicate=False)}  # tied: both names
-    add = rope = alibi = None
+    add = rope = alibi = rope_at = None
+    table = n if c.window is None else c.context_length  # a rolling cache may go on to the last position
     if c.pos_encoding == "learned":
-        add = model.transformer.wpe.weight.data[:n]  # (max_len, C)
+        add = model.transformer.wpe.weight.data[:table]  # (max_len, C)
     elif c.pos_encoding == "sinusoidal":
-        add = model.pos_table.data[:n]
+        add = model.pos_table.data[:table]
     elif c.pos_encoding == "rope":
         rope = tuple(backend.asarray(a, dtype=dtype, device=device) for a in rope_cos_sin(n, c.head_dim, c.rope_theta))
+
+        def rope_at(pos):  # (cos, sin) (hs,) at one position past the table
+            return tuple(backend.asarray(a[0], dtype=dtype, device=device)
+                         for a in rope_cos_sin([pos], c.head_dim, c.rope_theta))
     elif c.pos_encoding == "alibi":
-        alibi = backend.asarray(alibi_bias(c.n_head, [0], np.arange(n))[:, 0], dtype=dtype, device=device)  # (nh, n)
-    return Decoder(model, cache, weights, add=add, rope=rope, alibi=alibi)
+        d = n if c.window is None else max(n, c.window)  # distances 0 .. d-1
+        alibi = backend.asarray(alibi_bias(c.n_head, [0], np.arange(d))[:, 0], dtype=dtype, device=device)  # (nh, d)
+    return Decoder(model, cache, weights, add=add, rope=rope, alibi=alibi, rope_at=rope_at)
