@@ -34,6 +34,7 @@ where a composition would miss torch's gradient, it is a small Function.
     encoding.py       one_hot
     vectors.py        normalize, cosine_similarity
     padding.py        pad (constant mode, a Function: a copy into a filled array; negative amounts crop)
+    fake_quantize.py  fake_quantize: round to an integer grid forward, straight-through backward (QAT, §14)
 
 Every op takes its array module from its inputs, so it runs on NumPy, CuPy and
 the strict test device; on the host in float32 the hot loops run as Numba
@@ -46,6 +47,7 @@ from tinyllm.functional.cross_entropy import cross_entropy
 from tinyllm.functional.dropout import dropout
 from tinyllm.functional.embedding import embedding
 from tinyllm.functional.encoding import one_hot
+from tinyllm.functional.fake_quantize import fake_quantize
 from tinyllm.functional.flash_attention import flash_attention
 from tinyllm.functional.gated import geglu, swiglu
 from tinyllm.functional.linear import linear
@@ -67,7 +69,8 @@ from tinyllm.functional.vectors import cosine_similarity, normalize
 
 __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cosine_similarity", "cross_entropy", "dropout",
-    "embedding", "flash_attention", "gelu", "geglu", "glu", "huber_loss", "kl_div", "l1_loss", "layer_norm",
+    "embedding", "fake_quantize", "flash_attention", "gelu", "geglu", "glu", "huber_loss", "kl_div", "l1_loss",
+    "layer_norm",
     "leaky_relu", "linear", "log_softmax", "logsigmoid", "memory_efficient_attention", "mse_loss", "nll_loss",
     "normalize", "one_hot", "pad", "relu", "rms_norm", "scaled_dot_product_attention", "sigmoid", "silu",
     "smooth_l1_loss", "softmax", "softplus", "swiglu", "tanh",

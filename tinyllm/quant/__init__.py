@@ -7,6 +7,7 @@
     weight.py     QuantizedWeight: one matrix in one of those formats, its bytes and its product
     qmatmul.py    x Wᵀ reading the blocks as stored (Numba), and the reference it is checked against
     linear.py     QuantLinear, and quantize_model(model, method): a GPT with quantized blocks
+    qat.py        quantization-aware training: fake-quantized Linears, a finetuning loop, convert back
 """
 
 from tinyllm.quant.ggml import FORMATS as BLOCK_FORMATS

@@ -49,7 +49,7 @@ class IntWeight(NamedTuple):
     group_size: int   # in for the per-row formats
 
 
-def _levels(fmt: str) -> tuple[int, int]:
+def levels(fmt: str) -> tuple[int, int]:
     """(lowest, highest) integer of a format."""
     return {"int8": (-127, 127), "int8_asym": (0, 255), "int4": (0, 15), "int4_sym": (1, 15)}[fmt]
 
@@ -76,7 +76,7 @@ def quantize_int(w, fmt: str, group_size: int | None = None) -> IntWeight:
     xp = backend.of(w)
     out, n_in = w.shape
     wg = w.astype(np.float32).reshape(out, n_in // g, g)  # (out, in) -> (out, groups, g)
-    lo, hi = _levels(fmt)
+    lo, hi = levels(fmt)
     if fmt in ("int8", "int4_sym"):
         amax = xp.abs(wg).max(axis=2)  # (out, groups)
         scale = amax / np.float32(hi if fmt == "int8" else 7)
