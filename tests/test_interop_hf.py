@@ -11,6 +11,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinyllm
 from tinyllm.interop import from_hf_config, hf_architecture, load_hf, save_hf, to_hf_config, tokenizer_from_hf
@@ -211,3 +213,86 @@ def test_foreign_tokenizers_are_refused():
     d["model"]["merges"] = d["model"]["merges"][::-1]
     with pytest.raises(ValueError, match="order of its merges"):
         tokenizer_from_hf(d)
+
+
+# ----------------------------------------------------------------------------- the commands
+
+def _export(argv):
+    """`tinyllm export hf ...` through the parser add_export_format builds (the export group is tinyllm/export.py)."""
+    import argparse
+
+    from tinyllm.hf_commands import add_export_format
+
+    kinds = argparse.ArgumentParser().add_subparsers(dest="kind")
+    add_export_format(kinds)
+    args = kinds.choices["hf"].parse_args(argv)
+    return args.func(args)
+
+
+def test_export_and_import_commands_round_trip(tmp_path, bpe, capsys):
+    from tinyllm.cli import main
+    from tinyllm.data import save_tokenizer
+    from tinyllm.train import load_run
+
+    model = GPT(LLAMA_STYLE)
+    model.save_pretrained(tmp_path / "run")
+    save_tokenizer(bpe, tmp_path / "run")
+    assert _export(["--ckpt", str(tmp_path / "run"), "--out", str(tmp_path / "hf")]) == 0
+    assert "LlamaForCausalLM" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="already holds .* --force"):
+        _export(["--ckpt", str(tmp_path / "run"), "--out", str(tmp_path / "hf")])
+    assert _export(["--ckpt", str(tmp_path / "run"), "--out", str(tmp_path / "hf"), "--force"]) == 0
+    assert any(p.name.startswith(".replaced-") for p in (tmp_path / "hf").iterdir())
+    assert main(["import", "hf", str(tmp_path / "hf"), "--out", str(tmp_path / "back")]) == 0
+    back, tok = load_run(tmp_path / "back")
+    ids = np.arange(12)[None] % 300
+    np.testing.assert_array_equal(host(back(ids)[0]), host(model(ids)[0]))
+    assert tok.ranks == bpe.ranks
+    assert main(["sample", "--ckpt", str(tmp_path / "back"), "--prompt", "The", "--max-new-tokens", "5",
+                 "--seed", "0"]) == 0
+
+
+def test_commands_refuse_with_one_line(tmp_path, bpe, capsys):
+    from tinyllm.cli import main
+
+    GPT(dataclasses.replace(GPT2_STYLE, pos_encoding="alibi")).save_pretrained(tmp_path / "alibi")
+    from tinyllm.data import save_tokenizer
+
+    save_tokenizer(bpe, tmp_path / "alibi")
+    with pytest.raises(ValueError, match="GPTConfig.pos_encoding='alibi'"):
+        _export(["--ckpt", str(tmp_path / "alibi"), "--out", str(tmp_path / "hf")])
+    assert not (tmp_path / "hf").exists()
+    (tmp_path / "pickled").mkdir()
+    (tmp_path / "pickled" / "config.json").write_text(json.dumps(to_hf_config(GPT2_STYLE)))
+    (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    assert main(["import", "hf", str(tmp_path / "pickled"), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinyllm import: ") and "pickle" in err and err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory, bpe):
+    folder = tmp_path_factory.mktemp("hf")
+    save_hf(GPT(LLAMA_STYLE), bpe, folder)
+    return {name: (folder / name).read_bytes() for name in ("config.json", "tokenizer.json", "model.safetensors")}
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_a_damaged_hf_folder_loads_or_is_refused(tmp_path_factory, hf_folder, data):
+    """Whatever a stranger's folder holds, load_hf gives a model or a ValueError/OSError, never another exception."""
+    folder = tmp_path_factory.mktemp("damaged")
+    name = data.draw(st.sampled_from(sorted(hf_folder)))
+    for other, raw in hf_folder.items():
+        (folder / other).write_bytes(raw)
+    raw = bytearray(hf_folder[name])
+    limit = min(len(raw), 4000)  # the JSON texts and the safetensors header
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(0, limit - 1))] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        raw = raw[:data.draw(st.integers(0, len(raw)))]
+    (folder / name).write_bytes(bytes(raw))
+    try:
+        load_hf(folder)
+    except (ValueError, OSError):
+        pass

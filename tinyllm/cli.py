@@ -22,6 +22,8 @@
     tinyllm synth KIND --n N --out FILE.jsonl [--seed S]  stories, verifiable tasks, a model's own records (§16)
     tinyllm clean IN OUT                                  normalize a corpus, drop what breaks quality rules (§16)
     tinyllm dedup IN OUT [--threshold T]                  remove exact copies and near-duplicates (§16)
+    tinyllm export hf --ckpt DIR --out HFDIR              a folder Hugging Face transformers loads (§15)
+    tinyllm import hf HFDIR --out DIR                     a GPT-2 or Llama folder of transformers, into tinyllm (§15)
 
 The commands of later chapters live in their tool modules (tinyllm/viz/, tinyllm/render.py);
 each registers itself with add_subcommand(sub) (see _CHAPTER_COMMANDS).
@@ -353,6 +355,7 @@ _CHAPTER_COMMANDS = (
     "tinyllm.render",                    # tinyllm render
     "tinyllm.posttrain",                 # tinyllm finetune, tinyllm rlhf
     "tinyllm.data_commands",             # tinyllm synth, clean, dedup
+    "tinyllm.hf_commands",               # tinyllm import hf (tinyllm export hf: through tinyllm/export.py)
 )
 
 # the --out rules and flag builder of `tinyllm train`, shared with the chapter commands (tinyllm/posttrain.py)

@@ -80,6 +80,18 @@ def save_hf(model: GPT, tokenizer, directory) -> pathlib.Path:
     return directory
 
 
+def _foreign(source, what: str, read, *args, **kwargs):
+    """read(*args) for a file made elsewhere: a shape it did not expect is a ValueError naming the file.
+
+    # subtle: the files come from anyone; a KeyError or TypeError inside a reader is the file's fault, not a bug
+    """
+    try:
+        return read(*args, **kwargs)
+    except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as e:
+        why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        raise ValueError(f"{source} is not a {what} tinyllm can read ({why})") from None
+
+
 def _read_json(path: pathlib.Path, what: str):
     try:
         return parse_json(read_regular_file(path, what).decode("utf-8"), str(path))
@@ -92,7 +104,7 @@ def load_hf_config(directory):
     path = pathlib.Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}: not a Hugging Face model folder")
-    return from_hf_config(_read_json(path, "model config"), str(path))
+    return _foreign(path, "GPT-2 or Llama config.json", from_hf_config, _read_json(path, "model config"), str(path))
 
 
 def load_hf_tokenizer(directory, trust_pattern: bool = False):
@@ -100,7 +112,8 @@ def load_hf_tokenizer(directory, trust_pattern: bool = False):
     path = pathlib.Path(directory) / TOKENIZER_NAME
     if not path.is_file():
         return None
-    return tokenizer_from_hf(_read_json(path, "tokenizer file"), str(path), trust_pattern=trust_pattern)
+    return _foreign(path, "tokenizer.json", tokenizer_from_hf, _read_json(path, "tokenizer file"), str(path),
+                    trust_pattern=trust_pattern)
 
 
 def load_hf(directory, device: str | None = None, trust_pattern: bool = False):
@@ -111,7 +124,7 @@ def load_hf(directory, device: str | None = None, trust_pattern: bool = False):
     directory = pathlib.Path(directory)
     config = load_hf_config(directory)
     arch = hf_model_type(_read_json(directory / CONFIG_NAME, "model config"))
-    tensors = read_hf_weights(directory)
+    tensors = _foreign(directory, "safetensors model folder", read_hf_weights, directory)
     check_sizes(config, sum(int(t.size) for t in tensors.values()), str(directory / CONFIG_NAME), "its weights")
     state = from_hf_state(config, arch, tensors, str(directory))
     with backend.use_device(device or backend.get_device()):
