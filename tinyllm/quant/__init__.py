@@ -7,6 +7,8 @@
     weight.py     QuantizedWeight: one matrix in one of those formats, its bytes and its product
     qmatmul.py    x Wᵀ reading the blocks as stored (Numba), and the reference it is checked against
     linear.py     QuantLinear, and quantize_model(model, method): a GPT with quantized blocks
+    awq.py        activation-aware scaling (AWQ): per-channel scales searched on calibration data, folded
+                  into the op before, and a clipping search; then quantize_model rounds
     qat.py        quantization-aware training: fake-quantized Linears, a finetuning loop, convert back
 """
 
