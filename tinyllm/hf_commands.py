@@ -4,12 +4,15 @@
         model.safetensors, config.json (GPT2LMHeadModel or LlamaForCausalLM), generation_config.json,
         tokenizer.json and tokenizer_config.json (tinyllm/interop/hf.py); a config that no standard
         architecture expresses is refused with the field that decides it
+    tinyllm export onnx --ckpt DIR --out ONNXDIR [--force] [--trust-pattern]
+        the same model as an ONNX graph ONNX Runtime runs (model.onnx, through optimum's exporter:
+        tinyllm/interop/onnx.py; pip install optimum-onnx onnxruntime)
     tinyllm import hf HFDIR --out DIR [--force] [--trust-pattern]
         a GPT-2 or Llama folder (safetensors only) as a tinyllm model folder that `tinyllm sample`,
         `tinyllm finetune` and GPT.from_pretrained read
 
 --out must be a new or empty folder; --force moves what it holds into --out/.replaced-<time>/,
-as `tinyllm train --force` does. add_export_format(kinds) adds `hf` to the `tinyllm export` group
+as `tinyllm train --force` does. add_export_format(kinds) adds `hf` and `onnx` to the `tinyllm export` group
 (tinyllm/export.py); add_subcommand(sub) adds the `tinyllm import` group.
 """
 
@@ -33,17 +36,23 @@ def _out_dir(out: str, force: bool) -> Path:
     return path
 
 
-def _export_hf(args) -> int:
+def _export(args) -> int:
     from tinyllm.interop.hf import save_hf
     from tinyllm.interop.hf_config import ARCHITECTURE_CLASS, hf_architecture
+    from tinyllm.interop.onnx import export_onnx
     from tinyllm.train import load_run
 
     model, tok = load_run(args.ckpt, device="cpu", trust_pattern=args.trust_pattern)
     arch = hf_architecture(model.config)  # refuse before --out is touched
     out = _out_dir(args.out, args.force)
-    save_hf(model, tok, out)
+    if args.kind == "onnx":
+        export_onnx(model, tok, out)
+        loader = "optimum.onnxruntime.ORTModelForCausalLM"
+    else:
+        save_hf(model, tok, out)
+        loader = "transformers.AutoModelForCausalLM"
     print(f"wrote {out}: {ARCHITECTURE_CLASS[arch]}, {model.num_parameters():,} parameters, a {tok.vocab_size}-token "
-          f"tokenizer; load it with transformers.AutoModelForCausalLM.from_pretrained({str(out)!r})")
+          f"tokenizer; load it with {loader}.from_pretrained({str(out)!r})")
     return 0
 
 
@@ -67,13 +76,15 @@ _TRUST = "run the tokenizer's split regex even if tinyllm does not know it (only
 
 
 def add_export_format(kinds) -> None:
-    """`tinyllm export hf` under the export group's subparsers."""
-    h = kinds.add_parser("hf", help="a Hugging Face model folder (transformers loads it, no custom code)")
-    h.add_argument("--ckpt", required=True, metavar="DIR", help="a run folder (from tinyllm train) or a saved model")
-    h.add_argument("--out", required=True, metavar="HFDIR", help="the folder to write (new or empty)")
-    h.add_argument("--force", action="store_true", help="move what --out holds into --out/.replaced-<time>/")
-    h.add_argument("--trust-pattern", action="store_true", help=_TRUST)
-    h.set_defaults(func=_export_hf)
+    """`tinyllm export hf` and `tinyllm export onnx` under the export group's subparsers."""
+    for kind, help_text in (("hf", "a Hugging Face model folder (transformers loads it, no custom code)"),
+                            ("onnx", "an ONNX graph for ONNX Runtime (through transformers and optimum)")):
+        h = kinds.add_parser(kind, help=help_text)
+        h.add_argument("--ckpt", required=True, metavar="DIR", help="a run folder (tinyllm train) or a saved model")
+        h.add_argument("--out", required=True, metavar="DIR", help="the folder to write (new or empty)")
+        h.add_argument("--force", action="store_true", help="move what --out holds into --out/.replaced-<time>/")
+        h.add_argument("--trust-pattern", action="store_true", help=_TRUST)
+        h.set_defaults(func=_export, kind=kind)
 
 
 def add_subcommand(sub) -> None:

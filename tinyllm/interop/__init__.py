@@ -4,6 +4,7 @@
     hf_config.py     GPTConfig <-> config.json: GPT2LMHeadModel or LlamaForCausalLM, or an error naming the field
     hf_weights.py    the state dict under Hugging Face's names and layouts; safetensors with F32/F16/BF16
     hf_tokenizer.py  byte-level BPE and character tokenizers <-> tokenizer.json
+    onnx.py          an ONNX graph for ONNX Runtime, traced from the transformers folder: export_onnx
 
 Read hf.py first: it is the two functions a user calls; the other three are what they do.
 """
@@ -11,6 +12,7 @@ Read hf.py first: it is the two functions a user calls; the other three are what
 from .hf import load_hf, load_hf_config, load_hf_tokenizer, save_hf
 from .hf_config import from_hf_config, hf_architecture, to_hf_config
 from .hf_tokenizer import tokenizer_from_hf, tokenizer_json
+from .onnx import export_onnx
 
-__all__ = ["from_hf_config", "hf_architecture", "load_hf", "load_hf_config", "load_hf_tokenizer", "save_hf",
+__all__ = ["export_onnx", "from_hf_config", "hf_architecture", "load_hf", "load_hf_config", "load_hf_tokenizer", "save_hf",
            "to_hf_config", "tokenizer_from_hf", "tokenizer_json"]
