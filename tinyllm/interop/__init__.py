@@ -6,7 +6,7 @@
     hf_tokenizer.py  byte-level BPE and character tokenizers <-> tokenizer.json
     onnx.py          an ONNX graph for ONNX Runtime, traced from the transformers folder: export_onnx
 
-Read hf.py first: it is the two functions a user calls; the other three are what they do.
+Read hf.py first: it is the two functions a user calls; the three hf_* files are what they do.
 """
 
 from .hf import load_hf, load_hf_config, load_hf_tokenizer, save_hf
@@ -14,5 +14,5 @@ from .hf_config import from_hf_config, hf_architecture, to_hf_config
 from .hf_tokenizer import tokenizer_from_hf, tokenizer_json
 from .onnx import export_onnx
 
-__all__ = ["export_onnx", "from_hf_config", "hf_architecture", "load_hf", "load_hf_config", "load_hf_tokenizer", "save_hf",
-           "to_hf_config", "tokenizer_from_hf", "tokenizer_json"]
+__all__ = ["export_onnx", "from_hf_config", "hf_architecture", "load_hf", "load_hf_config", "load_hf_tokenizer",
+           "save_hf", "to_hf_config", "tokenizer_from_hf", "tokenizer_json"]
