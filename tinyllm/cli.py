@@ -356,6 +356,7 @@ _CHAPTER_COMMANDS = (
     "tinyllm.posttrain",                 # tinyllm finetune, tinyllm rlhf
     "tinyllm.data_commands",             # tinyllm synth, clean, dedup
     "tinyllm.hf_commands",               # tinyllm import hf (tinyllm export hf: through tinyllm/export.py)
+    "tinyllm.scaling.command",           # tinyllm sweep
 )
 
 # the --out rules and flag builder of `tinyllm train`, shared with the chapter commands (tinyllm/posttrain.py)
