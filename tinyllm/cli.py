@@ -23,6 +23,7 @@
     tinyllm clean IN OUT                                  normalize a corpus, drop what breaks quality rules (§16)
     tinyllm dedup IN OUT [--threshold T]                  remove exact copies and near-duplicates (§16)
     tinyllm export hf --ckpt DIR --out HFDIR              a folder Hugging Face transformers loads (§15)
+    tinyllm export gguf --ckpt DIR --out FILE [--dtype q8_0|q4_0|...]  a GGUF file llama.cpp runs (§14)
     tinyllm import hf HFDIR --out DIR                     a GPT-2 or Llama folder of transformers, into tinyllm (§15)
 
 The commands of later chapters live in their tool modules (tinyllm/viz/, tinyllm/render.py);
@@ -356,6 +357,7 @@ _CHAPTER_COMMANDS = (
     "tinyllm.posttrain",                 # tinyllm finetune, tinyllm rlhf
     "tinyllm.data_commands",             # tinyllm synth, clean, dedup
     "tinyllm.hf_commands",               # tinyllm import hf (tinyllm export hf: through tinyllm/export.py)
+    "tinyllm.export",                    # tinyllm export gguf | hf | onnx
     "tinyllm.scaling.command",           # tinyllm sweep
 )
 

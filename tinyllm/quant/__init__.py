@@ -16,9 +16,8 @@ from tinyllm.quant.ggml import FORMATS as BLOCK_FORMATS
 from tinyllm.quant.ggml import dequantize, quantize
 from tinyllm.quant.intq import INT_FORMATS, dequantize_int, quantize_int
 from tinyllm.quant.linear import METHODS, QuantLinear, model_nbytes, quantize_model
-from tinyllm.quant.qmatmul import qmatmul, qmatmul_reference
 from tinyllm.quant.weight import FORMATS, QuantizedWeight
 
 __all__ = ["BLOCK_FORMATS", "FORMATS", "INT_FORMATS", "METHODS", "QuantLinear", "QuantizedWeight", "dequantize",
-           "dequantize_int", "model_nbytes", "qmatmul", "qmatmul_reference", "quantize", "quantize_int",
+           "dequantize_int", "model_nbytes", "quantize", "quantize_int",
            "quantize_model"]
