@@ -14,6 +14,14 @@ Training Data Makes Language Models Better"). Two passes remove them:
 so a chain a ~ b ~ c is one cluster even when a and c differ more than the
 threshold allows, as in every MinHash-LSH deduplicator (text-dedup, datatrove).
 
+The bands: ``lsh_params(threshold, num_perm, fp_weight=0.2, fn_weight=0.8)``,
+not datasketch's equal weights. Every candidate is checked on its whole signature
+in the same Numba loop, so a false candidate costs a comparison of 128 numbers,
+while a missed pair is a duplicate left in the corpus: weigh misses more. At
+t = 0.8 and 128 permutations that is 12 bands of 10 rows (datasketch: 9 of 13),
+and the chance that a pair right at the threshold becomes a candidate goes from
+0.40 to 0.74 (benchmarks/bench_dedup.py measures what that does to recall).
+
     >>> texts = ["the cat sat on the mat today", "The cat  sat on the mat today", "a different story"]
     >>> dedup(texts, ngram=2).tolist()          # the second is the first with other case and spaces
     [True, False, True]
@@ -71,22 +79,29 @@ def _check(threshold, num_perm, ngram) -> None:
         raise ValueError(f"ngram must be an integer >= 1 (words per shingle), got {ngram!r}")
 
 
-def _bands(threshold, num_perm, bands) -> tuple[int, int]:
+FP_WEIGHT, FN_WEIGHT = 0.2, 0.8  # how lsh_params weighs false candidates and missed pairs (module docstring)
+
+
+def _bands(threshold, num_perm, bands, rows=None) -> tuple[int, int]:
     if bands is None:
-        return lsh_params(threshold, num_perm)
+        return lsh_params(threshold, num_perm, FP_WEIGHT, FN_WEIGHT)
     if isinstance(bands, bool) or not isinstance(bands, (int, np.integer)) or not 1 <= bands <= num_perm:
         raise ValueError(f"bands must be an integer in [1, num_perm={num_perm}], got {bands!r}")
-    return int(bands), num_perm // int(bands)
+    rows = num_perm // int(bands) if rows is None else rows
+    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or not 1 <= bands * rows <= num_perm:
+        raise ValueError(f"bands x rows must be at most num_perm={num_perm}, got {bands} x {rows!r}")
+    return int(bands), int(rows)
 
 
 def near_duplicates(texts, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5, seed: int = 0,
-                    bands: int | None = None) -> list[tuple[int, int]]:
+                    bands: int | None = None, rows: int | None = None) -> list[tuple[int, int]]:
     """Pairs (i, j), i < j, sorted, whose MinHash estimate Ĵ >= threshold, found through LSH.
 
-    bands: the number of LSH bands (rows = num_perm // bands); default: lsh_params(threshold, num_perm).
+    bands, rows: the LSH bands (rows default: num_perm // bands); default: lsh_params(threshold, num_perm,
+    FP_WEIGHT, FN_WEIGHT), misses weighted 0.8 (module docstring).
     """
     _check(threshold, num_perm, ngram)
-    b, r = _bands(threshold, num_perm, bands)
+    b, r = _bands(threshold, num_perm, bands, rows)
     sig = signatures(list(texts), num_perm, ngram, seed)  # (N, P) uint32
     return [(int(i), int(j)) for i, j in lsh_pairs(sig, threshold, b, r)]
 
