@@ -245,7 +245,7 @@ def plot_part1(p1: dict, path_div: Path, path_quality: Path) -> None:
                         ha="center", va="center", arrowprops=dict(arrowstyle="-", lw=0.5, color="0.6", shrinkA=0,
                                                                   shrinkB=2) if np.hypot(dx, dy) > 14 else None)
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8.6))
+    fig, axes = plt.subplots(2, 2, figsize=(11, 10), gridspec_kw=dict(height_ratios=[1.4, 1]))
     ax1, ax2, ax3, key_ax = axes.ravel()
     pts1 = lines(ax1, "distinct_1")
     ax1.set_ylabel("distinct-1 (unique words / all words)", fontsize=10)
@@ -254,8 +254,15 @@ def plot_part1(p1: dict, path_div: Path, path_quality: Path) -> None:
     ax2.set_ylabel("distinct-2 (unique word bigrams / all)", fontsize=10)
     ax2.set_title("distinct word bigrams: saturates early", fontsize=11)
     ax2.axhline(0.99, color="0.5", lw=0.8, ls=":")
-    ax2.text(0.97, 0.88, "above the dotted line (unlabelled): 0.99 to 1", ha="right", va="top", fontsize=fontsize,
+    ax2.text(0.97, 0.05, "above the dotted line (unlabelled): 0.99 to 1", ha="right", va="bottom", fontsize=fontsize,
              color="0.3", transform=ax2.transAxes)
+    floor2 = 0.5  # the panel shows 0.5..1, where the knobs differ; a point below is marked at the bottom edge
+    ax2.set_ylim(floor2, 1.04)
+    for x, y, text, color in [q for q in pts2 if q[1] < floor2]:
+        ax2.annotate(f"{text}: {y:.2f}, off the axis", (x, floor2), xytext=(10, 30), textcoords="offset points",
+                     fontsize=fontsize, color=color, arrowprops=dict(arrowstyle="->", lw=0.8, color=color))
+    pts2 = [q for q in pts2 if q[1] >= floor2]
+    ax1.set_ylim(None, 1.08)  # room for the labels of the points near 1
     pts3 = lines(ax3, "self_similarity")
     ax3.set_ylabel("self-similarity (4-gram Jaccard between samples)", fontsize=10)
     ax3.set_title("how alike two samples of one prompt are", fontsize=11)
