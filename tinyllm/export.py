@@ -5,6 +5,11 @@
         architecture, LLaMA-style ones (rope, rmsnorm, swiglu, no bias) as "llama"; the tokenizer as
         a GGUF BPE vocabulary; the blocks' matrices in --dtype, quantized by tinyllm's own quantizers
 
+    tinyllm export awq --ckpt DIR --out HFDIR [--group-size G] [--calib FILE] [--force]
+        a LLaMA-style model as a Hugging Face folder with AutoAWQ's 4-bit tensors (tinyllm/interop/awq.py):
+        int4 per group of G inputs (default 128); with --calib, AWQ's scales and clipping searched on
+        that text first (tinyllm/quant/awq.py), else plain rounding
+
     tinyllm export hf --ckpt DIR --out HFDIR      a Hugging Face model folder (tinyllm/hf_commands.py)
 
 Registers itself with add_subcommand(sub) (tinyllm/cli.py, _CHAPTER_COMMANDS); the library is
@@ -49,6 +54,29 @@ def _gguf(args) -> int:
     return 0
 
 
+def _awq(args) -> int:
+    import numpy as np
+
+    from tinyllm.interop.awq import export_awq
+    from tinyllm.quant.awq import apply_awq
+    from tinyllm.train import load_run
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.force)):
+        raise ValueError(f"--out {out} must be a new or empty folder (or pass --force to write into it)")
+    model, tok = load_run(args.ckpt, device="cpu", trust_pattern=args.trust_pattern)
+    if args.calib:
+        ids = np.asarray(tok.encode(Path(args.calib).read_text(encoding="utf-8")), dtype=np.int64)
+        T = model.config.context_length
+        if len(ids) < T:
+            raise ValueError(f"--calib {args.calib} holds {len(ids)} tokens; AWQ needs at least one window of {T}")
+        n = min(64, len(ids) // T)
+        apply_awq(model, ids[:n * T].reshape(n, T), "int4", args.group_size)  # (n, T) windows
+    export_awq(model, tok, out, group_size=args.group_size)
+    print(f"wrote {out} (int4, group {args.group_size}, AutoAWQ gemm layout{', AWQ scales' if args.calib else ''})")
+    return 0
+
+
 def add_subcommand(sub) -> None:
     import importlib
 
@@ -66,5 +94,15 @@ def add_subcommand(sub) -> None:
     g.add_argument("--trust-pattern", action="store_true",
                    help="run the tokenizer's split regex even if tinyllm does not know it")
     g.set_defaults(func=_gguf)
+    a = kinds.add_parser("awq", help="a Hugging Face Llama folder with AutoAWQ's 4-bit tensors")
+    a.add_argument("--ckpt", required=True, metavar="DIR", help="a run folder (from tinyllm train) or a saved model")
+    a.add_argument("--out", required=True, metavar="DIR", help="the folder to write (new or empty)")
+    a.add_argument("--group-size", type=int, default=128, choices=(32, 64, 128), help="inputs per scale (default 128)")
+    a.add_argument("--calib", metavar="FILE", default=None,
+                   help="text to search AWQ's scales on (without it: plain round-to-nearest)")
+    a.add_argument("--force", action="store_true", help="write into a folder that holds files")
+    a.add_argument("--trust-pattern", action="store_true",
+                   help="run the tokenizer's split regex even if tinyllm does not know it")
+    a.set_defaults(func=_awq)
     for name in EXPORT_FORMATS:
         importlib.import_module(name).add_export_format(kinds)

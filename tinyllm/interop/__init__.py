@@ -8,6 +8,7 @@
     gguf.py          a GGUF file llama.cpp runs ("gpt2" or "llama"), float or in tinyllm's own ggml blocks (§14)
     gguf_vocab.py    a tokenizer as a GGUF BPE vocabulary: tokens, merges recovered from ranks, pre-tokenizer
     llama_cpp.py     run the file in llama.cpp (llama-cpp-python) and compare tokens, logits, greedy text
+    awq.py           a LLaMA-style model with AutoAWQ's packed 4-bit tensors, as a Hugging Face folder (§14)
 
 Read hf.py first: it is the two functions a user calls; the three hf_* files are what they do.
 """
