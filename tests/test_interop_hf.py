@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import tinyllm
 from tinyllm.interop import from_hf_config, hf_architecture, load_hf, save_hf, to_hf_config, tokenizer_from_hf
-from tinyllm.interop.hf_tokenizer import bpe_parts, bytes_to_unicode, merges_from_ranks, tokenizer_json
+from tinyllm.interop.hf_tokenizer import tokenizer_json
 from tinyllm.interop.hf_weights import read_hf_weights, read_safetensors
 from tinyllm.nn import GPT, GPTConfig
 from tinyllm.tokenizer import BPETokenizer, CharTokenizer
@@ -177,12 +177,11 @@ def test_missing_tensor_is_named(tmp_path, bpe):
 
 # ----------------------------------------------------------------------------- tokenizers
 
-def test_byte_map_and_merges_worked_examples():
-    table = bytes_to_unicode()
-    assert len(set(table.values())) == 256 and table[ord(" ")] == "Ġ" and table[ord("\n")] == "Ċ"
-    ranks = {bytes([b]): b for b in range(256)} | {b"ab": 256, b"abb": 257}
-    assert bpe_parts(ranks, b"abb", 257) == [b"ab", b"b"]
-    assert merges_from_ranks(ranks) == [(b"a", b"b"), (b"ab", b"b")]
+def test_vocab_and_merges_worked_example():
+    ranks = {bytes([b]): b for b in range(256)} | {b" a": 256, b" ab": 257}
+    model = tokenizer_json(BPETokenizer(ranks, "gpt2"))["model"]
+    assert model["vocab"]["Ġab"] == 257 and model["vocab"]["!"] == ord("!")
+    assert model["merges"] == ["Ġ a", "Ġa b"]
 
 
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4", None])
@@ -217,18 +216,6 @@ def test_foreign_tokenizers_are_refused():
 
 # ----------------------------------------------------------------------------- the commands
 
-def _export(argv):
-    """`tinyllm export hf ...` through the parser add_export_format builds (the export group is tinyllm/export.py)."""
-    import argparse
-
-    from tinyllm.hf_commands import add_export_format
-
-    kinds = argparse.ArgumentParser().add_subparsers(dest="kind")
-    add_export_format(kinds)
-    args = kinds.choices["hf"].parse_args(argv)
-    return args.func(args)
-
-
 def test_export_and_import_commands_round_trip(tmp_path, bpe, capsys):
     from tinyllm.cli import main
     from tinyllm.data import save_tokenizer
@@ -237,11 +224,12 @@ def test_export_and_import_commands_round_trip(tmp_path, bpe, capsys):
     model = GPT(LLAMA_STYLE)
     model.save_pretrained(tmp_path / "run")
     save_tokenizer(bpe, tmp_path / "run")
-    assert _export(["--ckpt", str(tmp_path / "run"), "--out", str(tmp_path / "hf")]) == 0
+    export = ["export", "hf", "--ckpt", str(tmp_path / "run"), "--out", str(tmp_path / "hf")]
+    assert main(export) == 0
     assert "LlamaForCausalLM" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="already holds .* --force"):
-        _export(["--ckpt", str(tmp_path / "run"), "--out", str(tmp_path / "hf")])
-    assert _export(["--ckpt", str(tmp_path / "run"), "--out", str(tmp_path / "hf"), "--force"]) == 0
+    assert main(export) == 2
+    assert "already holds" in capsys.readouterr().err
+    assert main(export + ["--force"]) == 0
     assert any(p.name.startswith(".replaced-") for p in (tmp_path / "hf").iterdir())
     assert main(["import", "hf", str(tmp_path / "hf"), "--out", str(tmp_path / "back")]) == 0
     back, tok = load_run(tmp_path / "back")
@@ -259,8 +247,10 @@ def test_commands_refuse_with_one_line(tmp_path, bpe, capsys):
     from tinyllm.data import save_tokenizer
 
     save_tokenizer(bpe, tmp_path / "alibi")
-    with pytest.raises(ValueError, match="GPTConfig.pos_encoding='alibi'"):
-        _export(["--ckpt", str(tmp_path / "alibi"), "--out", str(tmp_path / "hf")])
+    for kind in ("hf", "onnx"):
+        assert main(["export", kind, "--ckpt", str(tmp_path / "alibi"), "--out", str(tmp_path / "hf")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tinyllm export: GPTConfig.pos_encoding='alibi'") and err.count("\n") == 1
     assert not (tmp_path / "hf").exists()
     (tmp_path / "pickled").mkdir()
     (tmp_path / "pickled" / "config.json").write_text(json.dumps(to_hf_config(GPT2_STYLE)))

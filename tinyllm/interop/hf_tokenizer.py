@@ -16,9 +16,10 @@ tokens, matched in the text before anything else). tinyllm's two kinds map onto 
                                            decoder        Fuse (join the pieces, no spaces)
 
 tiktoken keeps no merge list, only ranks: a token's two parts are found by running BPE on
-its bytes with the merges of lower rank only (merges_from_ranks, as transformers' own
-tiktoken converter does). Both then merge the same pairs in the same order, so both encode
-every text to the same ids (the tests check it, special tokens included).
+its bytes with the merges of lower rank only (gguf_vocab.merges, as transformers' own
+tiktoken converter does; GGUF needs the same list and the same byte alphabet). Both then
+merge the same pairs in the same order, so both encode every text to the same ids (the
+tests check it, special tokens included).
 
 Reading back (tokenizer_from_hf) accepts those two shapes: a byte-level BPE whose merged
 tokens' ids follow their merges' order (GPT-2's own tokenizer.json is one), split by a
@@ -26,33 +27,19 @@ pattern tinyllm knows (or any, with trust_pattern=True), or a character vocabula
 Vocabulary entries that are neither bytes nor the product of a merge are special tokens.
 Anything else (a SentencePiece tokenizer, a normalizer) raises an error that says so.
 
-Example: bytes_to_unicode()[ord(" ")] == "Ġ", so the token b" the" is "Ġthe" in the vocab;
-merges_from_ranks({b"a": 0, b"b": 1, ..., b"ab": 256, b"abb": 257}) -> [(b"a", b"b"), (b"ab", b"b")].
+Example: bytes_to_unicode()[ord(" ")] == "Ġ", so the token b" the" is "Ġthe" in the vocab,
+and ranks {..., b"ab": 256, b"abb": 257} give the merges "a b" and "ab b".
 """
 
 from __future__ import annotations
 
-import functools
-
+from tinyllm.interop.gguf_vocab import bytes_to_unicode, merges, token_text
 from tinyllm.tokenizer import BPETokenizer, CharTokenizer, Tokenizer
 from tinyllm.tokenizer.patterns import GPT2_PATTERN, check_loaded_pattern
 
 TOKENIZER_NAME = "tokenizer.json"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 EOS_CANDIDATES = ("<|endoftext|>", "<|eot|>", "</s>", "<eos>", "<|end_of_text|>")
-
-
-@functools.cache
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's map of the 256 bytes to printable characters (printable ones to themselves, the rest to 256+n)."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    rest = [b for b in range(256) if b not in keep]
-    return {**{b: chr(b) for b in keep}, **{b: chr(256 + n) for n, b in enumerate(rest)}}
-
-
-def _text_of(token: bytes) -> str:
-    table = bytes_to_unicode()
-    return "".join(table[b] for b in token)
 
 
 def _bytes_of(text: str, source: str) -> bytes:
@@ -62,37 +49,6 @@ def _bytes_of(text: str, source: str) -> bytes:
     except KeyError as e:
         raise ValueError(f"{source}: vocabulary entry {text!r} has {e.args[0]!r}, not a byte-level character; "
                          "this is not a byte-level BPE tokenizer") from None
-
-
-def bpe_parts(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
-    """token's bytes merged as tiktoken would, with only the ranks < max_rank.
-
-    bpe_parts(ranks, b"abb", 257) -> [b"ab", b"b"] (the example of the module docstring)
-    """
-    parts = [bytes([b]) for b in token]
-    while len(parts) > 1:
-        best, where = None, -1
-        for i in range(len(parts) - 1):
-            r = ranks.get(parts[i] + parts[i + 1])
-            if r is not None and r < max_rank and (best is None or r < best):
-                best, where = r, i
-        if best is None:
-            break
-        parts[where:where + 2] = [parts[where] + parts[where + 1]]
-    return parts
-
-
-def merges_from_ranks(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
-    """The merge that makes each token longer than a byte, in rank order (see the module docstring)."""
-    merges = []
-    for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
-        if len(token) > 1:
-            parts = bpe_parts(ranks, token, rank)
-            if len(parts) != 2:
-                raise ValueError(f"token {token!r} (rank {rank}) is not two lower-ranked tokens merged; these ranks "
-                                 "did not come from BPE training")
-            merges.append((parts[0], parts[1]))
-    return merges
 
 
 def _added(specials: dict[str, int]) -> list[dict]:
@@ -106,8 +62,8 @@ def _bpe_json(tok: BPETokenizer) -> dict:
         {"type": "Split", "pattern": {"Regex": tok.pattern}, "behavior": "Isolated", "invert": False}, byte_level]}
     model = {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
              "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": True,
-             "vocab": {_text_of(t): r for t, r in sorted(tok.ranks.items(), key=lambda kv: kv[1])},
-             "merges": [f"{_text_of(a)} {_text_of(b)}" for a, b in merges_from_ranks(tok.ranks)]}
+             "vocab": {token_text(t): r for t, r in sorted(tok.ranks.items(), key=lambda kv: kv[1])},
+             "merges": [f"{token_text(a)} {token_text(b)}" for a, b in merges(tok.ranks)]}
     return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": _added(tok.special_tokens),
             "normalizer": None, "pre_tokenizer": pre, "post_processor": None, "decoder": dict(byte_level),
             "model": model}
