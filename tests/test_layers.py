@@ -46,9 +46,11 @@ LAYERS = [
     ("inference", ("tinyllm.inference.*",)),  # against the model's interface: never imports nn
     ("nn", ("tinyllm.nn.*",)),
     ("optim", ("tinyllm.optim.*", "tinyllm")),  # the facade imports core, functional, nn and optim
+    ("distributed", ("tinyllm.distributed.*",)),  # ranks and collectives: arrays and Tensors only
     ("tokenizer", ("tinyllm.tokenizer.*",)),
     ("data", ("tinyllm.data.*",)),
     ("train", ("tinyllm.train.*",)),
+    ("scaling", ("tinyllm.scaling.*",)),
     ("quant", ("tinyllm.quant.*",)),
     ("interop", ("tinyllm.interop.*",)),
     ("tools", ("tinyllm.cli", "tinyllm.__main__", "tinyllm.demo", "tinyllm.render", "tinyllm.viz.*",
