@@ -8,7 +8,7 @@ in Q4_0, which the L3 holds) and each batch, the formats are timed in turn, roun
 format: the time, the bytes the product must read (W as stored, x and y), the bandwidth that
 implies, and the speedup over float32 in the same run.
 
-    python benchmarks/bench_quant.py                          # both sizes, batches 1 and 4, 2 threads
+    python benchmarks/bench_quant.py                          # both sizes, batches 1 and 4, all cores
     python benchmarks/bench_quant.py --sizes 8192 --batches 1 --rounds 9
     python benchmarks/bench_quant.py --threads 1              # NumPy's BLAS and the kernels both at 1
     python benchmarks/bench_quant.py --json docs/figures/14_bench_quant.json
@@ -60,13 +60,16 @@ def measure(size: int, batch: int, rounds: int, seed: int = 0) -> list[dict]:
         err = float(np.abs(fn() - ref).max() / np.abs(ref).max())
         assert err < 0.2, f"{fmt}: relative error {err}"
     best = {fmt: float("inf") for fmt in fns}
+    cpu = dict(best)
     for _ in range(rounds):
         for fmt, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             best[fmt] = min(best[fmt], time.perf_counter() - t0)
-    return [dict(size=size, batch=batch, format=fmt, seconds=best[fmt], bytes=nbytes[fmt],
-                 gb_per_s=nbytes[fmt] / best[fmt] / 1e9, speedup=best["f32"] / best[fmt]) for fmt in fns]
+            cpu[fmt] = min(cpu[fmt], time.process_time() - c0)
+    return [dict(size=size, batch=batch, format=fmt, seconds=best[fmt], cpu_seconds=cpu[fmt], bytes=nbytes[fmt],
+                 gb_per_s=nbytes[fmt] / best[fmt] / 1e9, speedup=best["f32"] / best[fmt],
+                 speedup_cpu=cpu["f32"] / cpu[fmt]) for fmt in fns]
 
 
 def main(argv=None) -> int:
@@ -84,17 +87,20 @@ def main(argv=None) -> int:
 
     n = args.threads or len(os.sched_getaffinity(0))
     kernels.set_num_threads(n)  # the benchmark opts in: the same thread count for BLAS and the kernels
-    print(f"{machine()}; {n} threads for NumPy's BLAS and the kernels; best of {args.rounds} alternating rounds")
+    print(f"{machine()}; {n} thread{'s' if n > 1 else ''} for NumPy's BLAS and the kernels; "
+          f"best of {args.rounds} alternating rounds")
     rows = []
     with threadpool_limits(n, user_api="blas"):
         for size in map(int, args.sizes.split(",")):
             for batch in map(int, args.batches.split(",")):
                 print(f"\n{size} x {size}, batch {batch}")
-                print(f"  {'format':<8}{'ms':>9}{'MB moved':>11}{'GB/s':>8}{'vs f32':>9}")
+                print(f"  {'format':<8}{'wall ms':>9}{'CPU ms':>9}{'MB moved':>10}{'GB/s':>7}{'vs f32':>9}"
+                      f"{'(CPU)':>8}")
                 for r in measure(size, batch, args.rounds):
                     rows.append(r)
-                    print(f"  {r['format']:<8}{r['seconds'] * 1e3:9.2f}{r['bytes'] / 1e6:11.1f}{r['gb_per_s']:8.1f}"
-                          f"{r['speedup']:8.2f}x", flush=True)
+                    print(f"  {r['format']:<8}{r['seconds'] * 1e3:9.2f}{r['cpu_seconds'] * 1e3:9.2f}"
+                          f"{r['bytes'] / 1e6:10.1f}{r['gb_per_s']:7.1f}{r['speedup']:8.2f}x{r['speedup_cpu']:7.2f}x",
+                          flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine(), "threads": n, "rounds": args.rounds, "rows": rows}, f, indent=1)
