@@ -22,8 +22,12 @@ from tinyllm.quant.weight import FORMATS, QuantizedWeight
 DEVICE = tinyllm.get_device()
 
 
-def _close(got, want, x, w):
-    """Equal up to float32 rounding of sums of K terms: relative to Σ_j |x_j| |w_ij|."""
+def _close(got, want, x, w, qw=None):
+    """Equal up to float32 rounding of sums of K terms: relative to Σ_j |x_j| |w_ij|, and with a zero point z to
+    Σ_j |x_j| (|w_ij| + z_i s_i): the kernels sum s·q·x and subtract s·z·Σx, which cancel (int4_sym: z = 8)."""
+    if qw is not None and "zero" in qw.arrays:
+        zs = backend.to_numpy(qw.arrays["zero"]).astype(np.float32) * backend.to_numpy(qw.arrays["scale"])
+        w = np.abs(w) + np.repeat(zs, qw.group_size, axis=1)  # (out, groups) -> (out, in)
     scale = np.abs(x) @ np.abs(w).T + 1e-30
     assert np.all(np.abs(got - want) <= 2e-6 * scale), float(np.max(np.abs(got - want) / scale))
 
@@ -38,7 +42,7 @@ def test_kernels_equal_the_reference(fmt, batch, n_out, blocks, seed):
     x = rng.standard_normal((batch, w.shape[1])).astype(np.float32)
     qw = QuantizedWeight.from_float(w, fmt, group_size=group)
     want = qmatmul_reference(x, qw)
-    _close(qmatmul(x, qw), want, x, qw.dequantize())
+    _close(qmatmul(x, qw), want, x, qw.dequantize(), qw)
     with kernels.disabled():  # the switch the tests use: the reference path
         np.testing.assert_array_equal(qmatmul(x, qw), want)
 
