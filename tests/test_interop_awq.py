@@ -20,6 +20,7 @@ import pytest
 from safetensors.numpy import load_file
 
 import tinyllm
+from tinyllm import backend
 from tinyllm.interop.awq import AWQ_ORDER, dequantize_awq, export_awq, pack_awq, pack_columns, unpack_columns
 from tinyllm.nn import GPT, GPTConfig
 from tinyllm.quant import QuantLinear, intq
@@ -68,13 +69,14 @@ def test_packing_equals_autoawq_and_its_layer_computes_ours(wqlinear, torch):
     np.testing.assert_array_equal(ref.qzeros.numpy(), ours["qzeros"])
     np.testing.assert_array_equal(ref.scales.numpy(), ours["scales"])
     # AutoAWQ's layer on this CPU (its reference path: unpack, dequantize, float16 matmul) against QuantLinear
-    tl = tinyllm.nn.Linear(128, 64)
-    tl.weight.data, tl.bias.data = lin.weight.detach().numpy().copy(), lin.bias.detach().numpy().copy()
-    q = QuantLinear.from_linear(tl, "int4", group_size=32)
     x = rng.standard_normal((3, 128)).astype(np.float32)
+    with backend.use_device("cpu"):  # the comparison is on the host, where AutoAWQ runs
+        tl = tinyllm.nn.Linear(128, 64)
+        tl.weight.data, tl.bias.data = lin.weight.detach().numpy().copy(), lin.bias.detach().numpy().copy()
+        ours_y = QuantLinear.from_linear(tl, "int4", group_size=32)(tinyllm.tensor(x)).data
     with torch.no_grad():
         theirs = ref(torch.tensor(x)).float().numpy().reshape(3, 64)
-    np.testing.assert_allclose(theirs, tinyllm.to_numpy(q(tinyllm.tensor(x)).data), rtol=0, atol=0.05)
+    np.testing.assert_allclose(theirs, ours_y, rtol=0, atol=0.05)
     np.testing.assert_allclose(dequantize_awq(ours, 32), intq.dequantize_int(iw), rtol=1e-3, atol=1e-3)
 
 
@@ -94,7 +96,7 @@ def test_export_awq_writes_a_llama_folder(tmp_path):
     k = {n: t[f"model.layers.1.self_attn.k_proj.{n}"] for n in ("qweight", "qzeros", "scales")}
     assert k["qweight"].shape == (64, 32 // 8) and k["qweight"].dtype == np.int32  # (in, out/8): 2 KV heads of 16
     assert k["scales"].dtype == np.float16
-    w = m.transformer.h[1].attn.c_attn.weight.data[64:96]  # the k rows
+    w = backend.to_numpy(m.transformer.h[1].attn.c_attn.weight.data)[64:96]  # the k rows
     np.testing.assert_allclose(dequantize_awq(k, 32), intq.dequantize_int(intq.quantize_int(w, "int4", 32)),
                                rtol=2e-3, atol=2e-3)
     with pytest.raises(ValueError, match="LLaMA-style"):
