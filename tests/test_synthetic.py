@@ -51,6 +51,16 @@ def test_verifiable_records_check_against_their_prompts(task, difficulty):
         assert r["provenance"] == {"generator": "verifiable", "task": task, "seed": 3, "index": i,
                                    "difficulty": difficulty}
         assert vf.check(r, r["response"] + "more") and not vf.check(r, r["answer"] + "0")
+        assert vf.task_of(r["prompt"]) == task and vf.verify(r["prompt"], r["response"]) is True
+        assert vf.verify(r["prompt"], "not " + r["answer"]) is False
+
+
+def test_verify_knows_only_the_templates():
+    assert vf.verify("Calcte: 3 + 2alcularo", "5") is None           # a model's garbled prompt: no template
+    assert vf.verify("Sort in in descending order: 9, 30", "30, 9") is None
+    assert vf.verify("What is 3 + 4?", "7") is True and vf.verify("What is 3 + 4?", "8") is False
+    assert vf.verify("Facts: Ada lives in Oslo. Question: Where does Bo live?", "Oslo") is False  # unanswerable
+    assert vf.task_of("What is 3 + 4") is None and vf.task_of("12 * 3 =") == "arithmetic"
 
 
 def test_the_solvers_on_worked_examples():
@@ -121,6 +131,13 @@ def test_self_instruct_filters_provenance_and_dedup():
                                        score=lambda p, r: -1.0 if "dog" in p else 1.0, min_score=0.0)
     assert [r["prompt"] for r in records] == ["count: hello world\n"] and report.removed["score"] == 1
     assert records[0]["provenance"]["score"] == 1.0 and "candidates" in report.summary()
+    # a verifier keeps only what it can check: no prompt of the script follows a template (the second
+    # "count: hello world" is no longer a near-copy of a kept one, so it reaches the verifier too)
+    records, report = si.self_instruct(Scripted(script), SEEDS, n=5, batch=8, max_rounds=1, verify=vf.verify)
+    assert records == [] and report.removed["verify"] == 3
+    arithmetic = [(("What is 12 + 30?", True), ("42", True)), (("What is 20 * 3?", True), ("61", True))]
+    records, report = si.self_instruct(Scripted(arithmetic), SEEDS, n=5, batch=2, max_rounds=1, verify=vf.verify)
+    assert [r["prompt"] for r in records] == ["What is 12 + 30?\n"] and report.removed["verify"] == 1
     with pytest.raises(ValueError, match="seed records"):
         si.self_instruct(Scripted(script), [], n=1)
     with pytest.raises(ValueError, match="'prompt' and 'response'"):

@@ -3,7 +3,7 @@
     tinyllm synth KIND --n N --out FILE.jsonl [--seed S] [--force]
         stories        [--vocabulary F] [--arcs A]              the story grammar, one story a record
         arithmetic | sorting | qa   [--difficulty 1|2|3]        templated tasks with verifiable answers
-        self-instruct  --ckpt DIR [--seeds FILE.jsonl] [--temperature T] [--top-k K]
+        self-instruct  --ckpt DIR [--seeds FILE.jsonl] [--temperature T] [--top-k K] [--verify]
                        [--reward DIR --min-score X]             new prompt/response records from a model
         samples        --ckpt DIR [--prompts FILE] [--max-new-tokens N] [--temperature T] [--top-k K]
                                                                 the model's continuations of prompts
@@ -151,8 +151,11 @@ def _synth_records(args) -> tuple[list[dict], str]:
 
         seeds = [r for task in TASKS for r in generate(task, 4, seed=args.seed)]
     score = _reward_scorer(args.reward, tok) if args.reward else None
+    verify = None
+    if args.verify:
+        from tinyllm.data.synthetic.verifiable import verify
     records, report = self_instruct(sampler, seeds, args.n, seed=args.seed, max_new_tokens=args.max_new_tokens,
-                                    score=score, min_score=args.min_score, model_name=str(args.ckpt))
+                                    verify=verify, score=score, min_score=args.min_score, model_name=str(args.ckpt))
     return records, report.summary()
 
 
@@ -195,6 +198,8 @@ def add_subcommand(sub) -> None:
     y.add_argument("--reward", default=None, metavar="DIR", help="self-instruct: a reward model folder "
                    "(RewardModel.save); candidates scoring below --min-score are dropped")
     y.add_argument("--min-score", type=float, default=0.0, help="self-instruct with --reward (default 0)")
+    y.add_argument("--verify", action="store_true", help="self-instruct: keep only records whose prompt is a "
+                   "verifiable task's template and whose response is its answer (verifiable.verify)")
     y.add_argument("--prompts", default=None, metavar="FILE", help="samples: prompts, one a line (default: a "
                    "newline)")
     y.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="self-instruct, samples (default 64)")

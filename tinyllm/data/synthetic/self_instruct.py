@@ -15,6 +15,9 @@ keep the pair only if it passes filters; add it to the pool; repeat. Each round:
                 repetition   no word repeated over half the words (a sampler stuck in a loop)
                 novel        word-bigram Jaccard with every pool prompt < `novelty` (0.7, the paper's
                              ROUGE-L bound, here as set overlap)
+                verify       verify(prompt, response) is True, when a verifier is given (e.g.
+                             verifiable.verify: the prompt is a task's template and the response
+                             its answer; None, a prompt no verifier understands, is removed too)
                 score        score(prompt, response) >= min_score, when a scorer is given (e.g. the
                              reward model of tinyllm/train/rlhf/reward.py)
     dedup     at the end, exact and near-duplicate records are dropped (tinyllm/data/dedup.py)
@@ -44,7 +47,7 @@ import numpy as np
 from tinyllm.data.dedup import dedup
 from tinyllm.data.jaccard import jaccard
 
-FILTERS = ("complete", "length", "not_copy", "repetition", "novel", "score", "duplicate")
+FILTERS = ("complete", "length", "not_copy", "repetition", "novel", "verify", "score", "duplicate")
 
 
 class ModelSampler:
@@ -113,10 +116,11 @@ class SynthReport:
 
 def self_instruct(sampler, seeds: list[dict], n: int, *, seed: int = 0, n_demos: int = 3, max_rounds: int | None = None,
                   max_new_tokens: int = 48, min_chars: int = 2, max_chars: int = 200, novelty: float = 0.7,
-                  score=None, min_score: float = 0.0, batch: int = 16, model_name: str | None = None):
+                  verify=None, score=None, min_score: float = 0.0, batch: int = 16, model_name: str | None = None):
     """Up to `n` new {"prompt", "response", "provenance"} records grown from `seeds` (module docstring).
 
-    sampler: ModelSampler or any callable with its signature; score(prompt, response) -> float, optional.
+    sampler: ModelSampler or any callable with its signature; verify(prompt, response) -> bool | None and
+    score(prompt, response) -> float, optional.
     Runs rounds of `batch` candidates until n are kept or max_rounds (default 10 * ceil(n / batch) + 10)
     pass. -> (records, SynthReport).
     """
@@ -159,6 +163,8 @@ def self_instruct(sampler, seeds: list[dict], n: int, *, seed: int = 0, n_demos:
                 remove("repetition", prompt, response)
             elif any(jaccard(grams, g) >= novelty for g in pool_grams):
                 remove("novel", prompt, response)
+            elif verify is not None and verify(prompt, response) is not True:
+                remove("verify", prompt, response)
             else:
                 value = None if score is None else float(score(prompt + "\n", response + "\n"))
                 if value is not None and value < min_score:

@@ -22,6 +22,9 @@ and a solver per task, written independently of the generator (arithmetic goes
 through ``ast`` with only integers and + - *, never ``eval``). ``check(record, output)``
 compares the first line of a model's output with it, so the generator's stored
 answers are checked as well (the tests do) and a wrong template cannot hide.
+``verify(prompt, response)`` does the same for a pair nobody labelled (a model's
+own, tinyllm/data/synthetic/self_instruct.py): True or False when the prompt
+follows one of the templates exactly (``task_of``), None when it follows none.
 
 Everything comes from ``random.Random(seed)``: the same seed gives the same records.
 
@@ -174,6 +177,30 @@ def solve(task: str, prompt: str) -> str:
     """The answer to a task's prompt, recomputed from its text."""
     _check_task(task, 1)
     return _SOLVERS[task](prompt)
+
+
+_EXPR = r"-?\d+(?: [-+*] -?\d+)*"
+_FORMS = (("arithmetic", re.compile("|".join(re.escape(f).replace(re.escape("{}"), _EXPR)
+                                             for f in ARITHMETIC_PHRASINGS))),
+          ("sorting", re.compile(r"Sort (?:alphabetically|in (?:ascending|descending) order): [^,]+(?:, [^,]+)*")),
+          ("qa", re.compile(r"Facts: .+ Question: .+\?")))
+
+
+def task_of(prompt: str) -> str | None:
+    """The task whose template the prompt follows exactly, or None (a model's prompt may follow none)."""
+    prompt = prompt.strip()
+    return next((task for task, form in _FORMS if form.fullmatch(prompt)), None)
+
+
+def verify(prompt: str, response: str) -> bool | None:
+    """Whether `response` answers `prompt` correctly; None when the prompt is no task's template."""
+    task = task_of(prompt)
+    if task is None:
+        return None
+    try:
+        return response.strip().split("\n", 1)[0].strip() == solve(task, prompt)
+    except (ValueError, SyntaxError, KeyError):
+        return False  # a template's form with contents the solver cannot use (facts that do not say)
 
 
 def check(record: dict, output: str) -> bool:
