@@ -142,6 +142,18 @@ def activation(name: str, x):
     raise ValueError(f"Decoder: unknown activation {name!r}; expected gelu, gelu_tanh, relu or silu")
 
 
+def group_scores(q, keys):
+    """One new token's scores, grouped-query: q (B, nkv, g, hs), keys (B, nkv, S, hs) -> q keysᵀ (B, nkv, g, S).
+
+    # subtle: with g > 1 query heads per key head, q @ keysᵀ is a g-row product against transposed keys, and
+    # BLAS (OpenBLAS) then packs a copy of every cached key first: a step of nkv = nh / 2 was no faster than
+    # multi-head at long contexts (benchmarks/bench_gqa.py). keys @ qᵀ reads the keys where they lie.
+    """
+    if q.shape[2] == 1:  # multi-head: one query per key head, a matrix-vector product either way
+        return q @ keys.swapaxes(-1, -2)
+    return backend.of(q).ascontiguousarray((keys @ q.swapaxes(-1, -2)).swapaxes(-1, -2))  # (B, nkv, S, g) -> ...
+
+
 def gated_activation(name: str, g, u):
     """act(g) ⊙ u for a gated MLP ("swiglu": silu, "geglu": gelu): the fused kernel for float32 NumPy, else the
     definition."""
@@ -233,7 +245,7 @@ class Decoder:
         keys, values = self.cache.write(layer, qk[:, nh:, None], v[:, :, None])  # (B, nkv, S, hs)
         S = keys.shape[2]
         q = qk[:, :nh].reshape(B, nkv, nh // nkv, hs) * self.scale  # the g query heads of each key head
-        scores = q @ keys.swapaxes(-1, -2)  # (B, nkv, g, hs) @ (B, nkv, hs, S) -> (B, nkv, g, S)
+        scores = group_scores(q, keys)  # (B, nkv, g, hs), (B, nkv, S, hs) -> (B, nkv, g, S)
         if self.alibi is not None:
             scores += self.alibi[:, :, S - 1::-1]  # the j-th key handed back is S-1-j behind: S-1, ..., 1, 0
         p = softmax_forward(scores, -1)  # no mask: the newest query sees every key handed back

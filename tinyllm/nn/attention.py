@@ -51,6 +51,7 @@ from tinyllm import backend
 from tinyllm import functional as F
 from tinyllm.autograd import is_grad_enabled
 from tinyllm.functional.softmax import softmax_forward
+from tinyllm.inference.decode import group_scores
 from tinyllm.nn.config import GPTConfig
 from tinyllm.nn.dropout import Dropout
 from tinyllm.nn.linear import Linear
@@ -187,7 +188,7 @@ class CausalSelfAttention(Module):
             k_all, v_all = k_all[:, :, -self.window:], v_all[:, :, -self.window:]
         S, g = k_all.shape[2], nh // nkv
         qg = q.reshape(B, nkv, g, hs) * q.dtype.type(1.0 / np.sqrt(hs))  # the g query heads of each key head
-        scores = qg @ k_all.swapaxes(-1, -2)  # (B, nkv, g, hs) @ (B, nkv, hs, S) -> (B, nkv, g, S)
+        scores = group_scores(qg, k_all)  # (B, nkv, g, hs), (B, nkv, S, hs) -> (B, nkv, g, S)
         if self.pos_encoding == "alibi":
             bias = alibi_bias(nh, [S - 1], np.arange(S)).reshape(nkv, g, S)  # head h = group·g + i, as in sdpa
             scores += backend.asarray(bias, dtype=scores.dtype, device=x.device)
