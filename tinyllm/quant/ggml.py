@@ -209,8 +209,8 @@ def _quantize_q4_q5(x, out, levels):
     half = QK // 2
     start = out.shape[1] - half  # the nibbles: after d (Q4_0), after d and the fifth bits (Q5_0)
     for i in range(x.shape[0]):
-        amax, m = np.float32(0), np.float32(0)
-        for j in range(QK):
+        amax, m = abs(x[i, 0]), x[i, 0]  # the first of largest |x|, sign kept (an all -0 block: d = +0, as gguf)
+        for j in range(1, QK):
             if amax < abs(x[i, j]):
                 amax, m = abs(x[i, j]), x[i, j]
         d = m / np.float32(-levels)
