@@ -222,6 +222,7 @@ def plot_speed(s: dict, path: Path) -> None:
     b.plot(n, [r["speedup"] for r in s["rows"]], "o-", color="C2")
     for r in s["rows"]:
         b.annotate(f"{r['speedup']:.1f}×", (r["n"], r["speedup"]), textcoords="offset points", xytext=(4, -12))
+    b.set_ylim(0, 1.12 * max(r["speedup"] for r in s["rows"]))  # room under the first label
     b.set_xscale("log", base=2)
     b.set_xticks(n, [str(x) for x in n])
     b.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
