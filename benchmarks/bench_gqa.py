@@ -19,6 +19,7 @@ both kept: on a shared machine CPU time is the steadier one.
 
     OPENBLAS_NUM_THREADS=1 TINYLLM_NUM_THREADS=1 python benchmarks/bench_gqa.py    # the chapter's run
     python benchmarks/bench_gqa.py --quick          # S up to 2048, fewer steps
+    python benchmarks/bench_gqa.py --replot         # the figure again from the JSON
 Writes docs/figures/09_bench_gqa.json and docs/figures/09_bench_gqa.png.
 """
 
@@ -150,7 +151,8 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colors = {8: "#e6550d", 4: "#fd8d3c", 2: "#6baed6", 1: "#08519c"}
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    plt.rcParams.update({"font.size": 12})
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.9))
     for nkv in KV_HEADS:
         b = [r for r in result["cache"] if r["n_kv_head"] == nkv]
         axes[0].plot([r["S"] for r in b], [r["bytes"] / 2**20 for r in b], "o-", color=colors[nkv], label=f"nkv={nkv}")
@@ -163,7 +165,7 @@ def plot(result: dict, path: Path) -> None:
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("cached positions S")
-        ax.legend(fontsize=9)
+        ax.legend(fontsize=11)
     axes[0].set_ylabel("KV cache, MiB (dotted: formula)")
     axes[0].set_yscale("log", base=2)
     axes[1].set_ylabel("decode tokens/s (CPU time)")
@@ -181,7 +183,12 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 5; quick 3)")
     ap.add_argument("--json", default=str(ROOT / "docs/figures/09_bench_gqa.json"))
     ap.add_argument("--figure", default=str(ROOT / "docs/figures/09_bench_gqa.png"))
+    ap.add_argument("--replot", action="store_true", help="redraw --figure from --json, no timing")
     args = ap.parse_args(argv)
+    if args.replot:
+        result = json.loads(Path(args.json).read_text())
+        plot(result, Path(args.figure))
+        return result
     from tinyllm.runtime import keep_host_memory
 
     keep_host_memory()

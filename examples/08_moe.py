@@ -282,21 +282,22 @@ def causality(model, mix: Mix, capacity_factor: float, seed: int, trials: int = 
 
 
 def plot_utilization(util: dict, path: Path) -> None:
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
-    fig.subplots_adjust(wspace=0.55)
-    for col, (name, u) in enumerate(util.items()):
-        for row, (key, labels) in enumerate((("by_source", SOURCES), ("by_class", CLASSES))):
-            ax = axes[2 * col + row]
+    """A row per model, by source (left) and by token class (right): the share of tokens sent to expert 0."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.6))
+    for row, (name, u) in enumerate(util.items()):
+        for col, (key, labels) in enumerate((("by_source", SOURCES), ("by_class", CLASSES))):
+            ax = axes[row, col]
             a = np.asarray(u[key])
             im = ax.imshow(a, vmin=0, vmax=1, cmap="coolwarm", aspect="auto")
-            ax.set_yticks(range(len(labels)), labels)
-            ax.set_xticks(range(a.shape[1]), [f"L{i}" for i in range(a.shape[1])])
+            ax.set_yticks(range(len(labels)), labels, fontsize=12)
+            ax.set_xticks(range(a.shape[1]), [f"L{i}" for i in range(a.shape[1])], fontsize=12)
             for i in range(a.shape[0]):
                 for j in range(a.shape[1]):
-                    ax.text(j, i, f"{a[i, j]:.2f}", ha="center", va="center", fontsize=9)
-            ax.set_title(f"{name}: {'source' if row == 0 else 'token class'}", fontsize=10)
-    fig.colorbar(im, ax=axes, shrink=0.8, label="share of tokens to expert 0")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+                    ax.text(j, i, f"{a[i, j]:.2f}", ha="center", va="center", fontsize=12)
+            ax.set_title(f"{name}: by {'source' if col == 0 else 'token class'}", fontsize=12)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    fig.colorbar(im, cax=fig.add_axes((0.92, 0.15, 0.02, 0.7))).set_label("share of tokens to expert 0", fontsize=12)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

@@ -17,6 +17,7 @@ Every run is seeded: a rerun prints the same numbers.
 
     python examples/09_gqa.py            # the chapter's numbers and figures (docs/figures/09_*.png, 09_gqa.json)
     python examples/09_gqa.py --quick    # tiny budgets, for CI (out/labs/09_gqa-quick)
+    python examples/09_gqa.py --replot   # the figure again from docs/figures/09_gqa.json
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def conversion(data: Data, b: Budget, runs: dict) -> dict:
 
 def plot(runs: dict, conv: dict, b: Budget, path: Path) -> None:
     colors = {8: "#e6550d", 4: "#fd8d3c", 2: "#6baed6", 1: "#08519c"}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     for nkv in KV_HEADS:
         curves = np.array([[v for _, v in runs[nkv][s]["curve"]] for s in b.seeds])
         steps = [s for s, _ in runs[nkv][b.seeds[0]]["curve"]]
@@ -180,14 +181,15 @@ def plot(runs: dict, conv: dict, b: Budget, path: Path) -> None:
     axes[0].legend()
     names, vals, cols = [], [], []
     for nkv in (2, 1):
-        labels = (("pooled", "pooled"), ("uptrained", f"+{b.uptrain} steps"), ("scratch", f"{b.steps} from 0"))
+        labels = (("pooled", "pooled\nat once"), ("uptrained", f"+{b.uptrain}\nsteps"),
+                  ("scratch", f"{b.steps} steps\nfrom 0"))
         for key, label in labels:
             names.append(f"{label}\nnkv={nkv}")
             vals.append(conv[nkv][key])
             cols.append(colors[nkv])
     axes[1].bar(range(len(vals)), vals, color=cols)
     axes[1].axhline(conv["mha"], color=colors[8], ls=":", label="multi-head (the source)")
-    axes[1].set_xticks(range(len(vals)), names, fontsize=8)
+    axes[1].set_xticks(range(len(vals)), names, fontsize=10)
     axes[1].set_ylim(min(vals + [conv["mha"]]) - 0.1, max(vals) + 0.1)
     axes[1].set_ylabel("val loss")
     axes[1].set_title("multi-head -> GQA by mean-pooling")
@@ -209,9 +211,17 @@ def run(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="tiny models and budgets (CI)")
     p.add_argument("--out", type=Path, default=None, help="folder for 09_gqa.png and 09_gqa.json (default "
                    "docs/figures; --quick: out/labs/09_gqa-quick, so a quick run never replaces the committed ones)")
+    p.add_argument("--replot", action="store_true", help="redraw 09_gqa.png from --out/09_gqa.json, no training")
     args = p.parse_args(argv)
     args.out = args.out or Path("out/labs/09_gqa-quick" if args.quick else "docs/figures")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        report = json.loads((args.out / "09_gqa.json").read_text())
+        b = Budget(**{**report["budget"], "seeds": tuple(report["budget"]["seeds"])})
+        runs = {int(nkv): {int(s): r for s, r in seeds.items()} for nkv, seeds in report["quality"].items()}
+        conv = {k if k == "mha" else int(k): v for k, v in report["conversion"].items()}
+        plot(runs, conv, b, args.out / "09_gqa.png")
+        return report
     b = QUICK if args.quick else FULL
     runtime.keep_host_memory()
     t_start = time.perf_counter()
