@@ -47,3 +47,6 @@ def test_lab_quick_runs_and_writes_its_figures(lab, tmp_path):
     c = report["causality"]
     assert c["trained top-1"]["past_changed_by_future"] == 0.0  # top-1: the capacity keeps a row causal
     assert c["trained top-1"]["dropped_share"] > 0
+    (tmp_path / "08_utilization.png").unlink()
+    lab["main"](["--quick", "--out", str(tmp_path), "--replot"])  # the figures again, from the JSON alone
+    assert (tmp_path / "08_utilization.png").stat().st_size > 1_000

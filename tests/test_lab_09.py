@@ -21,3 +21,6 @@ def test_lab_quick_runs_and_writes_its_figure(tmp_path):
     assert rows[0]["params"] > rows[-1]["params"]
     conv = report["conversion"]
     assert set(conv) == {"mha", "2", "1"} and all(np.isfinite(conv[k]["uptrained"]) for k in ("2", "1"))
+    (tmp_path / "09_gqa.png").unlink()
+    lab["main"](["--quick", "--out", str(tmp_path), "--replot"])  # the figure again, from the JSON alone
+    assert (tmp_path / "09_gqa.png").stat().st_size > 10_000
