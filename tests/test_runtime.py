@@ -136,3 +136,37 @@ def test_tinyllm_train_tunes_threads_and_restores_them(tmp_path, capsys):
     assert main(argv) == 0
     assert kernels._chosen_threads is None
     assert [p["num_threads"] for p in threadpool_info()][:len(before)] == before
+
+
+def test_generation_threads_one_thread_for_a_small_model_only_and_restored():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy as np
+
+    from tinyllm.functional import kernels
+
+    np.ones((4, 4)) @ np.ones((4, 4))  # BLAS loaded
+    blas = lambda: [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]  # noqa: E731
+    before = blas()
+    with runtime.generation_threads(800_000):
+        assert all(n == 1 for n in blas()) and kernels.num_threads() == 1
+    assert blas() == before and kernels._chosen_threads is None
+    with runtime.generation_threads(runtime.GENERATION_ONE_THREAD_PARAMS):  # a large model: the defaults
+        assert blas() == before and kernels._chosen_threads is None
+
+
+def test_tinyllm_sample_generates_on_one_thread_for_a_small_model(tmp_path, monkeypatch):
+    from tinyllm import cli
+    from tinyllm.functional import kernels
+
+    seen = []
+    real = cli._generate_text_with
+    def spy(*a, **k):
+        seen.append(kernels.num_threads())
+        return real(*a, **k)
+
+    monkeypatch.setattr(cli, "_generate_text_with", spy)
+    argv = ["train", "--out", str(tmp_path / "run"), "--max-iters", "2", "--eval-interval", "2", "--eval-iters", "1",
+            "--sample-tokens", "5", "--no-progress", "--n-layer", "1", "--n-head", "2", "--d-model", "16",
+            "--context-length", "16", "--batch-size", "2"]
+    assert cli.main(argv) == 0
+    assert seen == [1] and kernels._chosen_threads is None

@@ -270,6 +270,13 @@ def _generate_text(model, tok, prompt, max_new_tokens, seed, prefix_lm=False, **
     max_new_tokens [MASK] positions after the prompt, within its context, by iterative unmasking
     (tinyllm/inference/unmask.py; of the knobs, temperature and top_k apply).
     """
+    from tinyllm import runtime
+
+    with runtime.generation_threads(model.num_parameters()):  # small models: one thread, no spin-waits
+        return _generate_text_with(model, tok, prompt, max_new_tokens, seed, prefix_lm, **knobs)
+
+
+def _generate_text_with(model, tok, prompt, max_new_tokens, seed, prefix_lm=False, **knobs) -> str:
     import numpy as np
 
     ids = _start_ids(tok, prompt)

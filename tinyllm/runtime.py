@@ -10,6 +10,7 @@ so the programs a person runs (``tinyllm train``, ``tinyllm demo``, the labs,
     with one_blas_thread(): NumPy's BLAS on one thread (small matrices: hand-offs cost more than the work)
     with ThreadTuner():     BLAS and kernel threads chosen by timing the run (what `tinyllm train` uses)
     with FixedThreads(n):   both at n threads (a data-parallel rank: the cores split over the ranks)
+    with generation_threads(n_params): one thread of each for a small model's generation
 
 None changes a number the model computes, only the time it takes. None
 prints: each returns whether it could do its job, and the caller says so if it
@@ -217,3 +218,20 @@ class FixedThreads:
 
     def observe(self, step: int, record: dict) -> bool:
         return False
+
+
+GENERATION_ONE_THREAD_PARAMS = 20_000_000
+
+
+def generation_threads(n_params: int):
+    """A with-block for generating from a model of n_params parameters: FixedThreads(1) below 20M, else nothing.
+
+    A decode step multiplies one row per sequence by each weight matrix: it reads the weights once and
+    does little arithmetic, so a second thread has almost nothing to share. On a 2-core machine a
+    GPT-2-small decode step takes 27.0 ms on one thread and 25.5 ms on two (benchmarks/bench_kv_cache.py,
+    06_bench_decode.json); a small model's steps are microseconds of work that threads hand off and
+    spin-wait over, and on a busy machine those waits dominate: 200 tokens from the 0.8M-parameter
+    shakespeare-char model took 6.1 s wall with one thread and 52.3 s with two at a load average of 14.
+    Above 20M parameters the defaults stay, for the prefill of a long prompt, which does gain from threads.
+    """
+    return FixedThreads(1) if n_params < GENERATION_ONE_THREAD_PARAMS else contextlib.nullcontext()
