@@ -20,6 +20,7 @@ Every run is seeded (--seed): a rerun prints the same numbers.
 
     python examples/11_objectives.py           # the chapter's numbers; docs/figures/11_*.png, 11_objectives.json
     python examples/11_objectives.py --quick   # tiny budgets, for CI (out/labs/11_objectives-quick)
+    python examples/11_objectives.py --replot  # the figures again from docs/figures/11_objectives.json
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 
 import tinyllm  # noqa: E402
 from tinyllm import runtime  # noqa: E402
@@ -341,51 +343,72 @@ def behaviours(runs: dict, corpus: Corpus, b: Budget, seed: int, log=print) -> d
 
 
 COLORS = {"clm": "tab:blue", "mlm": "tab:red", "prefix_lm": "tab:green"}
+FONT = {"font.size": 12, "axes.titlesize": 12, "legend.fontsize": 11}
 
 
-def plot_curves(runs: dict, path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    for name, run in runs.items():
-        c = run["curve"]
-        own = [r["own"] for r in c]
-        axes[0].plot([r["input_tokens"] / 1e3 for r in c], own, "o-", color=COLORS[name], label=NAMES[name],
-                     markersize=3)
-        axes[1].plot([max(r["predicted_tokens"], 1) / 1e3 for r in c], own, "o-", color=COLORS[name],
-                     label=NAMES[name], markersize=3)
-        axes[2].plot([r["input_tokens"] / 1e3 for r in c], [r["second_half"] for r in c], "o-", color=COLORS[name],
-                     label=NAMES[name], markersize=3)
-    axes[0].set_xlabel("input tokens read (thousands) = compute")
-    axes[0].set_ylabel("own val loss (nats per predicted char)")
-    axes[0].set_title("each objective's own loss, per input token")
-    axes[1].set_xscale("log")
-    axes[1].set_xlabel("tokens predicted (thousands, log)")
-    axes[1].set_title("the same, per predicted token")
-    axes[2].set_xlabel("input tokens read (thousands)")
-    axes[2].set_ylabel("nats/char")
-    axes[2].set_title("one yardstick: 2nd half given the 1st, left to right")
-    for ax in axes:
-        ax.legend()
-        ax.set_ylim(None, min(4.2, ax.get_ylim()[1]))
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+def plot_curves(curves: dict, path: Path) -> None:
+    """2 x 2: the own loss against input tokens and against predicted tokens; the yardstick (log) against input
+    tokens; the predicted tokens against the input tokens."""
+    with plt.rc_context(FONT):
+        fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+        (own_in, own_pred), (half, count) = axes
+        for name, c in curves.items():
+            kw = dict(color=COLORS[name], label=NAMES[name], markersize=3)
+            seen = [r["input_tokens"] / 1e6 for r in c]
+            own = [r["own"] for r in c]
+            own_in.plot(seen, own, "o-", **kw)
+            trained = [r for r in c if r["predicted_tokens"]]  # step 0 has no place on a log axis
+            own_pred.plot([r["predicted_tokens"] / 1e6 for r in trained], [r["own"] for r in trained], "o-", **kw)
+            half.plot(seen, [r["second_half"] for r in c], "o-", **kw)
+            count.plot(seen, [r["predicted_tokens"] / 1e6 for r in c], "-", **kw)
+        own_in.set(xlabel="input tokens read (millions) = compute", ylabel="own val loss (nats per predicted char)",
+                   title="each objective's own loss, per input token")
+        own_pred.set(xscale="log", xlabel="tokens predicted (millions, log)", ylabel="own val loss",
+                     title="the same, per predicted token")
+        half.set(yscale="log", xlabel="input tokens read (millions)", ylabel="nats/char (log)",
+                 title="one yardstick: 2nd half given the 1st")
+        count.set(xlabel="input tokens read (millions)", ylabel="tokens predicted (millions)",
+                  title="what each step's loss counts")
+        for ax in (own_in, own_pred):
+            ax.set_ylim(None, min(4.2, ax.get_ylim()[1]))
+        half.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+        half.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+        for ax in axes.ravel():
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
 
 
 def plot_task(task: dict, path: Path) -> None:
-    fig, axes = plt.subplots(1, len(task), figsize=(6 * len(task), 4))
-    for ax, (name, runs) in zip(np.atleast_1d(axes), task.items()):
-        for objective, curve in runs.items():
-            steps, exact, digit = zip(*curve)
-            c, who = COLORS[objective], NAMES[objective]
-            ax.plot(steps, np.asarray(exact) * 100, "o-", color=c, label=f"{who}: exact")
-            ax.plot(steps, np.asarray(digit) * 100, ":", color=c, label=f"{who}: per digit")
-        ax.set_title(f"{name} (held-out strings)")
-        ax.set_xlabel("step")
-        ax.set_ylabel("accuracy (%)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    """One panel per task: exact-match (solid) and per-digit (dotted) accuracy against steps, causal vs prefix LM."""
+    with plt.rc_context(FONT):
+        fig, axes = plt.subplots(1, len(task), figsize=(4.4 * len(task), 4.4), squeeze=False)
+        for i, (ax, (name, runs)) in enumerate(zip(axes[0], task.items())):
+            for objective, curve in runs.items():
+                steps, exact, digit = zip(*curve)
+                c, who = COLORS[objective], NAMES[objective]
+                ax.plot(steps, np.asarray(exact) * 100, "o-", color=c, label=f"{who}: exact", markersize=3)
+                ax.plot(steps, np.asarray(digit) * 100, ":", color=c, label=f"{who}: per digit")
+            ax.set(title=f"{name} (held-out strings)", xlabel="step", ylim=(-3, 103))
+            ax.grid(alpha=0.3)
+            if i == 0:
+                ax.set_ylabel("accuracy (%)")
+                ax.legend(fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def replot(out: Path) -> None:
+    """Redraw the figures from out/11_objectives.json (the numbers a full run saved), without training."""
+    report = json.loads((out / "11_objectives.json").read_text())
+    if "curves" in report:
+        plot_curves(report["curves"], out / "11_curves.png")
+    if "task" in report:
+        plot_task(report["task"], out / "11_task.png")
+    print(f"figures redrawn from {out / '11_objectives.json'}")
 
 
 # ---------------------------------------------------------------------------- main
@@ -405,9 +428,13 @@ def run(argv=None) -> dict:
                    "(default docs/figures; --quick: out/labs/11_objectives-quick)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parts", default="1234", help="which parts to run (default 1234; 2 and 4 need 1)")
+    p.add_argument("--replot", action="store_true", help="redraw the figures from --out's 11_objectives.json only")
     args = p.parse_args(argv)
     args.out = args.out or Path("out/labs/11_objectives-quick" if args.quick else "docs/figures")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        replot(args.out)
+        return {}
     b = QUICK if args.quick else FULL
     runtime.keep_host_memory()
     t_start = time.perf_counter()
@@ -418,7 +445,7 @@ def run(argv=None) -> dict:
               f"{b.steps} steps at peak lr {b.lr}; the same initial weights and windows for each objective")
         runs = {name: fit(corpus, name, b, args.seed) for name in OBJECTIVES}
         report["curves"] = {name: run["curve"] for name, run in runs.items()}
-        plot_curves(runs, args.out / "11_curves.png")
+        plot_curves(report["curves"], args.out / "11_curves.png")
     if "2" in args.parts and runs:
         print(f"\n2. Samples: {b.samples} prompts of {b.prompt} characters, {b.new} more, temperature 0.8, top-k 20")
         report["samples"] = samples(runs, corpus, b, args.seed)

@@ -29,6 +29,10 @@ def test_lab_quick_runs_and_writes_its_figures(lab, tmp_path, capsys):
     assert len(report["samples"]) == 5 and set(report["task"]) == {"reverse", "pointer x3"}
     assert set(report["behaviours"]["gap"]["exact"]) == {"masked LM", "causal LM"}
     assert "words found in the corpus" in capsys.readouterr().out
+    for name in ("11_curves.png", "11_task.png"):  # --replot draws them again from the JSON alone
+        (tmp_path / name).unlink()
+    assert lab["main"](["--replot", "--out", str(tmp_path)]) == {}
+    assert all((tmp_path / name).stat().st_size > 10_000 for name in ("11_curves.png", "11_task.png"))
 
 
 def test_pointer_answers_follow_the_pointers(lab):
