@@ -5,7 +5,8 @@
    so every step costs the same. The x-axis in two units: input tokens read, and tokens predicted (the
    positions the loss counts: all of them for the causal LM, ~15% for the masked LM, the ones after the
    prefix for the prefix LM). One yardstick for all three: the loss of the second half of a window given its
-   first half, left to right (the masked LM reads the first half with the rest masked).
+   first half, left to right (the masked LM reads the first half with the rest masked). All three use RoPE;
+   a control run gives the masked LM learned positions, which without a causal mask carry the only order it has.
 2. Samples: a continuation of the same prompts by each model (the masked LM by iterative unmasking, with
    one position per step, a quarter of them, and all at once), scored by the share of words that occur in
    the training text.
@@ -60,6 +61,7 @@ class Budget:
     batch: int = 16
     steps: int = 1500           # part 1: every objective takes exactly this many AdamW steps
     lr: float = 2e-3
+    pos_encoding: str = "rope"  # part 1: the same for all three; the masked LM is also run with "learned"
     eval_every: int = 150
     val_batches: int = 4
     samples: int = 24           # part 2: prompts
@@ -93,10 +95,11 @@ class Corpus:
         self.val = [get_batch(self.val_tokens, b.batch, b.context, rng)[0] for _ in range(b.val_batches)]
         self.words = set(re.findall(r"[A-Za-z]+", text.lower()))
 
-    def config(self, objective: str) -> GPTConfig:
+    def config(self, objective: str, pos_encoding: str | None = None) -> GPTConfig:
         b = self.b
         return GPTConfig(vocab_size=self.tok.vocab_size, context_length=b.context, n_layer=b.n_layer,
-                         n_head=b.n_head, d_model=b.d_model, causal=objective != "mlm")
+                         n_head=b.n_head, d_model=b.d_model, pos_encoding=pos_encoding or b.pos_encoding,
+                         causal=objective != "mlm")
 
 
 # ---------------------------------------------------------------------------- part 1: learning curves
@@ -151,12 +154,12 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def fit(corpus: Corpus, objective_name: str, b: Budget, seed: int, log=print) -> dict:
+def fit(corpus: Corpus, objective_name: str, b: Budget, seed: int, log=print, pos_encoding=None) -> dict:
     """b.steps AdamW steps with one objective; the windows come from their own generator, so all three
     objectives read the same windows in the same order. The curve: (step, input tokens, predicted tokens,
-    own val loss, second-half loss)."""
+    own val loss, second-half loss). pos_encoding: other than b.pos_encoding (the masked LM's control)."""
     tinyllm.manual_seed(seed)
-    model = GPT(corpus.config(objective_name))
+    model = GPT(corpus.config(objective_name, pos_encoding))
     objective = Objective(objective_name, corpus.tok)
     cfg = TrainConfig(max_iters=b.steps, learning_rate=b.lr, min_lr=b.lr / 10, warmup_iters=max(1, b.steps // 20),
                       batch_size=b.batch)
@@ -182,7 +185,8 @@ def fit(corpus: Corpus, objective_name: str, b: Budget, seed: int, log=print) ->
         sched.step()
         seen, predicted = seen + batch.idx.size, predicted + batch.predicted
     end = curve[-1]
-    log(f"  {NAMES[objective_name]:<10} own val loss {end['own']:.3f}  second half {end['second_half']:.3f} nats/char"
+    who = NAMES[objective_name] + ("" if pos_encoding is None else f", {pos_encoding} positions")
+    log(f"  {who:<10} own val loss {end['own']:.3f}  second half {end['second_half']:.3f} nats/char"
         f"  predicted {end['predicted_tokens']:>9,} of {end['input_tokens']:,} input tokens  "
         f"[{time.perf_counter() - t0:.0f} s]")
     return dict(model=model, curve=curve)
@@ -346,21 +350,25 @@ COLORS = {"clm": "tab:blue", "mlm": "tab:red", "prefix_lm": "tab:green"}
 FONT = {"font.size": 12, "axes.titlesize": 12, "legend.fontsize": 11}
 
 
-def plot_curves(curves: dict, path: Path) -> None:
+def plot_curves(curves: dict, path: Path, control=None) -> None:
     """2 x 2: the own loss against input tokens and against predicted tokens; the yardstick (log) against input
-    tokens; the predicted tokens against the input tokens."""
+    tokens; the predicted tokens against the input tokens. control: the masked LM with learned positions
+    (dashed)."""
+    lines = [(name, c, dict(color=COLORS[name], label=NAMES[name])) for name, c in curves.items()]
+    if control:
+        lines.append(("mlm", control, dict(color=COLORS["mlm"], label="masked LM, learned positions", ls="--")))
     with plt.rc_context(FONT):
         fig, axes = plt.subplots(2, 2, figsize=(11, 8))
         (own_in, own_pred), (half, count) = axes
-        for name, c in curves.items():
-            kw = dict(color=COLORS[name], label=NAMES[name], markersize=3)
+        for name, c, style in lines:
+            kw = dict(marker="o", markersize=3, **{"ls": "-", **style})
             seen = [r["input_tokens"] / 1e6 for r in c]
             own = [r["own"] for r in c]
-            own_in.plot(seen, own, "o-", **kw)
+            own_in.plot(seen, own, **kw)
             trained = [r for r in c if r["predicted_tokens"]]  # step 0 has no place on a log axis
-            own_pred.plot([r["predicted_tokens"] / 1e6 for r in trained], [r["own"] for r in trained], "o-", **kw)
-            half.plot(seen, [r["second_half"] for r in c], "o-", **kw)
-            count.plot(seen, [r["predicted_tokens"] / 1e6 for r in c], "-", **kw)
+            own_pred.plot([r["predicted_tokens"] / 1e6 for r in trained], [r["own"] for r in trained], **kw)
+            half.plot(seen, [r["second_half"] for r in c], **kw)
+            count.plot(seen, [r["predicted_tokens"] / 1e6 for r in c], **{**kw, "marker": None})
         own_in.set(xlabel="input tokens read (millions) = compute", ylabel="own val loss (nats per predicted char)",
                    title="each objective's own loss, per input token")
         own_pred.set(xscale="log", xlabel="tokens predicted (millions, log)", ylabel="own val loss",
@@ -405,7 +413,7 @@ def replot(out: Path) -> None:
     """Redraw the figures from out/11_objectives.json (the numbers a full run saved), without training."""
     report = json.loads((out / "11_objectives.json").read_text())
     if "curves" in report:
-        plot_curves(report["curves"], out / "11_curves.png")
+        plot_curves(report["curves"], out / "11_curves.png", report.get("mlm_learned_positions"))
     if "task" in report:
         plot_task(report["task"], out / "11_task.png")
     print(f"figures redrawn from {out / '11_objectives.json'}")
@@ -442,10 +450,12 @@ def run(argv=None) -> dict:
     corpus = Corpus(b, args.seed) if set("124") & set(args.parts) else None
     if "1" in args.parts:
         print(f"1. Learning curves: {b.n_layer} layers, d_model {b.d_model}, context {b.context}, batch {b.batch}, "
-              f"{b.steps} steps at peak lr {b.lr}; the same initial weights and windows for each objective")
+              f"{b.pos_encoding} positions, {b.steps} steps at peak lr {b.lr}; the same initial weights and windows "
+              f"for each objective")
         runs = {name: fit(corpus, name, b, args.seed) for name in OBJECTIVES}
         report["curves"] = {name: run["curve"] for name, run in runs.items()}
-        plot_curves(report["curves"], args.out / "11_curves.png")
+        report["mlm_learned_positions"] = fit(corpus, "mlm", b, args.seed, pos_encoding="learned")["curve"]
+        plot_curves(report["curves"], args.out / "11_curves.png", report["mlm_learned_positions"])
     if "2" in args.parts and runs:
         print(f"\n2. Samples: {b.samples} prompts of {b.prompt} characters, {b.new} more, temperature 0.8, top-k 20")
         report["samples"] = samples(runs, corpus, b, args.seed)

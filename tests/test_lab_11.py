@@ -26,6 +26,9 @@ def test_lab_quick_runs_and_writes_its_figures(lab, tmp_path, capsys):
     assert [c[-1]["input_tokens"] for c in curves.values()] == [8 * 4 * 32] * 3  # equal compute
     predicted = {k: c[-1]["predicted_tokens"] for k, c in curves.items()}
     assert predicted["mlm"] < predicted["prefix_lm"] < predicted["clm"] == 8 * 4 * 32
+    control = report["mlm_learned_positions"]  # the same masks and windows, another position encoding
+    assert [r["predicted_tokens"] for r in control] == [r["predicted_tokens"] for r in curves["mlm"]]
+    assert control[-1]["own"] != curves["mlm"][-1]["own"]
     assert len(report["samples"]) == 5 and set(report["task"]) == {"reverse", "pointer x3"}
     assert set(report["behaviours"]["gap"]["exact"]) == {"masked LM", "causal LM"}
     assert "words found in the corpus" in capsys.readouterr().out
