@@ -371,8 +371,8 @@ def plot(result: dict, path: str) -> None:
     metrics = [("prefill_tok_s_b1", "prefill, batch 1"), ("prefill_tok_s_b8", "prefill, batch 8"),
                ("decode_tok_s_b1", "decode, batch 1"), ("decode_tok_s_b8", "decode, batch 8")]
     sizes = list(result["sizes"])
-    fig, axes = plt.subplots(1, len(sizes), figsize=(6.5 * len(sizes), 4.4), squeeze=False)
-    for ax, size in zip(axes[0], sizes):
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(10, 4.2 * len(sizes)), squeeze=False)  # one above the other
+    for ax, size in zip(axes[:, 0], sizes):
         r = result["sizes"][size]
         names = list(r["stacks"])
         x = np.arange(len(metrics))
@@ -386,7 +386,7 @@ def plot(result: dict, path: str) -> None:
         ax.set_ylabel("tokens / s", fontsize=11)
         ax.set_title(f"{size}", fontsize=12)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8.5, loc="upper right")
+        ax.legend(fontsize=9.5, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the bars, not on them
     fig.suptitle(f"The same weights in each stack ({result['threads']} thread(s); "
                  f"prompt {result['prompt_tokens']}, {result['new_tokens']} new tokens)", fontsize=12)
     fig.tight_layout()
