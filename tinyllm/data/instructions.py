@@ -73,9 +73,9 @@ def held_out(x: str) -> bool:
 
 def _draw_input(task: str, rng: np.random.Generator) -> str:
     if task == "add":
-        a, b = rng.integers(0, 50, size=2)
+        a, b = rng.integers(0, 20, size=2)
         return f"{a}+{b}"
-    n = int(rng.integers(1, 10) if task == "count" else rng.integers(3, 7))  # count's answer: one digit
+    n = int(rng.integers(1, 8) if task == "count" else rng.integers(3, 6))  # count's answer: one digit
     return "".join(LETTERS[i] for i in rng.integers(0, len(LETTERS), size=n))
 
 
