@@ -39,7 +39,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
 
 import tinyllm  # noqa: E402
 from tinyllm import runtime  # noqa: E402
@@ -379,11 +379,12 @@ def plot_curves(curves: dict, path: Path, control=None) -> None:
                   title="what each step's loss counts")
         for ax in (own_in, own_pred):
             ax.set_ylim(None, min(4.2, ax.get_ylim()[1]))
+        half.set_yticks([t for t in (0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 3, 4) if half.get_ylim()[0] <= t <= 4.5])
         half.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
-        half.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+        half.yaxis.set_minor_formatter(NullFormatter())
         for ax in axes.ravel():
             ax.grid(alpha=0.3)
-            ax.legend()
+        count.legend(loc="upper left", title="every panel")  # the other panels' curves fill their corners
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
