@@ -335,11 +335,11 @@ def plot(report: dict, out: Path) -> None:
     plt.close(fig)
 
     runs = report["cleaning"]["runs"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     names = list(runs)
     axes[0].bar(names, [runs[n]["loss"] for n in names], color="#1e88e5")
     for i, n in enumerate(names):
-        axes[0].text(i, runs[n]["loss"], f"{runs[n]['loss']:.3f}", ha="center", va="bottom", fontsize=9)
+        axes[0].text(i, runs[n]["loss"], f"{runs[n]['loss']:.3f}", ha="center", va="bottom", fontsize=11)
     axes[0].set(ylabel="held-out loss (nats/char)", ylim=(min(runs[n]["loss"] for n in names) * 0.97,
                                                           max(runs[n]["loss"] for n in names) * 1.02))
     probes = list(runs[names[0]]["extraction"])
@@ -349,10 +349,11 @@ def plot(report: dict, out: Path) -> None:
                     color=color, label=probe)
     axes[1].set_xticks(np.arange(len(names)), names)
     axes[1].set(ylabel=f"characters reproduced verbatim\n(greedy, after {PROBE[0]} of a speech)")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=10)
     for ax in axes:
-        ax.tick_params(axis="x", labelsize=8)
-    fig.suptitle("Raw, cleaned, cleaned + deduplicated: held-out loss and memorization", fontsize=10)
+        ax.tick_params(axis="x", labelsize=10)
+        ax.set_xticks(np.arange(len(names)), [n.replace(" + ", "\n+ ") for n in names])  # two lines: room to read
+    fig.suptitle("Raw, cleaned, cleaned + deduplicated: held-out loss and memorization", fontsize=12)
     fig.tight_layout()
     fig.savefig(out / "16_cleaning.png", dpi=130)
     plt.close(fig)
