@@ -6,8 +6,8 @@
    final val loss (mean over seeds), and per step the loss, each block's gradient norm and each block's
    update/parameter ratio ||Δθ|| / ||θ||. Untied input and output embeddings; then the same pre/post pair
    with GPT-2's tied embeddings.
-2. Learning-rate sensitivity: a sweep of the peak learning rate for the norm x position x {GELU, SwiGLU}
-   variants, short runs: the final loss at each rate, and where each variant stops training.
+2. Learning-rate sensitivity: a sweep of the peak learning rate for every variant of the grid, short
+   runs: the final loss at each rate, and where each variant stops training.
 3. Activations across depth, read with forward and backward hooks (nothing in the model changes): the
    residual stream after every block and the MLP's hidden activations, at initialization and after
    part 1's training: histograms, RMS by depth, kurtosis, max|x|/RMS and the largest channel's share of the
@@ -61,7 +61,7 @@ class Budget:
     val_batches: int = 8
     sweep_lrs: tuple = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
     sweep_steps: int = 120
-    sweep_variants: int = 8       # the first ones of SWEEP (norm x position x {gelu, swiglu})
+    sweep_variants: int = 12      # the first ones of SWEEP (norm x position x {gelu, swiglu, relu})
     speed_shapes: tuple = ((8192, 256), (2048, 768))  # (rows, width) of the norm and (rows, d_ff) of the gate
     speed_repeats: int = 30
 
@@ -73,7 +73,7 @@ QUICK = Budget(n_layer=2, d_model=32, n_head=2, context=32, batch=4, steps=8, se
 
 NORMS, ACTS, POSITIONS = ("layernorm", "rmsnorm"), ("gelu", "swiglu", "relu"), ("pre", "post")
 GRID = [(n, a, p) for n in NORMS for a in ACTS for p in POSITIONS]
-SWEEP = [(n, a, p) for a in ("gelu", "swiglu") for n in NORMS for p in POSITIONS]
+SWEEP = [(n, a, p) for a in ACTS for n in NORMS for p in POSITIONS]
 
 
 def name_of(variant) -> str:
@@ -443,7 +443,7 @@ def plot_dynamics(res: dict, path: Path) -> None:
 
 
 def plot_sweep(sweep: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    fig, ax = plt.subplots(figsize=(9.5, 4.8))
     for n, row in sweep.items():
         lrs = list(row)
         vals = [row[lr] if np.isfinite(row[lr]) else np.nan for lr in lrs]
@@ -452,7 +452,7 @@ def plot_sweep(sweep: dict, path: Path) -> None:
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("final val loss (nats/char)")
     ax.set_title("learning-rate sensitivity (short runs; dashed: post-norm)")
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
