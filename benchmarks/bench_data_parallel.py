@@ -105,11 +105,15 @@ def _train(cmd_prefix: list, flags: list, out: str, iters: int) -> dict:
 
 
 def fit_ring(rows: list, n: int) -> tuple[float, float]:
-    """Least squares α, β of t = α + 2(n-1)/n · bytes / β over the measured rows."""
+    """α, β of t = α + 2(n-1)/n · bytes / β, least squares in relative error over the measured rows.
+
+    Relative, not absolute: the times span three orders of magnitude, and absolute residuals would let
+    the largest messages alone set both numbers (the latency of a 1 KiB message is then off by 30x).
+    """
     x = np.array([2 * (n - 1) / n * r["bytes"] for r in rows])
     t = np.array([r["seconds"] for r in rows])
-    A = np.stack([np.ones_like(x), x], axis=1)
-    (alpha, inv_beta), *_ = np.linalg.lstsq(A, t, rcond=None)
+    A = np.stack([np.ones_like(x), x], axis=1) / t[:, None]  # each row divided by its time: residuals relative
+    (alpha, inv_beta), *_ = np.linalg.lstsq(A, np.ones_like(t), rcond=None)
     return float(alpha), float(1.0 / inv_beta)
 
 

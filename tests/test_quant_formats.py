@@ -39,7 +39,8 @@ def _adversarial() -> dict[str, np.ndarray]:
     q4_ties[0, :6] = [-8, -0.5, 0.5, 6.5, 7.5, 7.9999995]      # d = 1, id = 1: x + 8.5 on whole numbers
     scales = rng.standard_normal((8, 64)).astype(np.float32) * np.float32([[1e-30], [1e-7], [1e-5], [1], [60],
                                                                             [1e4], [1e6], [1e30]])
-    return {"zeros": np.zeros((3, 96), np.float32), "negative_zeros": np.full((2, 32), -0.0, np.float32), "spike": spike, "ties": ties, "q4_ties": q4_ties,
+    return {"zeros": np.zeros((3, 96), np.float32), "negative_zeros": np.full((2, 32), -0.0, np.float32),
+            "spike": spike, "ties": ties, "q4_ties": q4_ties,
             "scales": scales, "equal": np.full((2, 32), -2.5, np.float32),
             "normal": rng.standard_normal((16, 256)).astype(np.float32)}
 
