@@ -69,6 +69,18 @@ def docstring_markdown(text: str) -> str:
 class PlainDocstrings(griffe.Extension):
     """A griffe extension: every docstring of the API reference through ``docstring_markdown``."""
 
-    def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
-        if obj.docstring is not None:
+    def __init__(self) -> None:
+        super().__init__()
+        self._done: set[str] = set()  # paths already converted: each docstring once
+
+    def _convert(self, obj) -> None:
+        if obj.docstring is not None and obj.path not in self._done:
+            self._done.add(obj.path)
             obj.docstring.value = docstring_markdown(obj.docstring.value)
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
+        self._convert(obj)
+
+    def on_module_members(self, *, mod: griffe.Module, **kwargs) -> None:
+        # a module's own docstring is read after the module object is made (on_instance saw none yet)
+        self._convert(mod)

@@ -137,3 +137,13 @@ def test_docstring_blocks_are_fenced_as_written(notebooks):
     assert "```text\nx = 1   (an aligned line)\n```" in md
     assert "```pycon\n>>> 1 + 1\n2\n```" in md
     assert "then prose." in md and "\n\n2. the next item" in md
+
+
+def test_the_api_reference_converts_module_docstrings_too(notebooks):
+    griffe = pytest.importorskip("griffe")
+    import docstrings
+
+    mod = griffe.load("tinyllm.nn.moe", extensions=griffe.load_extensions(docstrings.PlainDocstrings()),
+                      search_paths=[str(ROOT)])
+    assert "```pycon\n>>> moe = MoE(4, 8, n_expert=4)" in mod.docstring.value  # the example fenced, once
+    assert mod.docstring.value.count("```pycon") == 1
