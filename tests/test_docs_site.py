@@ -147,3 +147,12 @@ def test_the_api_reference_converts_module_docstrings_too(notebooks):
                       search_paths=[str(ROOT)])
     assert "```pycon\n>>> moe = MoE(4, 8, n_expert=4)" in mod.docstring.value  # the example fenced, once
     assert mod.docstring.value.count("```pycon") == 1
+
+
+def test_the_docstring_extension_is_an_option_of_the_python_handler():
+    yaml = pytest.importorskip("yaml")
+    cfg = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    plugin = next(p["mkdocstrings"] for p in cfg["plugins"] if isinstance(p, dict) and "mkdocstrings" in p)
+    python = plugin["handlers"]["python"]
+    assert "extensions" not in python, "mkdocstrings-python reads extensions under options:, not beside paths:"
+    assert "scripts/docstrings.py:PlainDocstrings" in python["options"]["extensions"]
