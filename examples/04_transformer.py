@@ -41,10 +41,9 @@ from tinyllm import functional as F  # noqa: E402
 from tinyllm import runtime  # noqa: E402
 from tinyllm.data import get_batch, prepare_data  # noqa: E402
 from tinyllm.data.tasks import IGNORE_INDEX, TASKS, VOCAB, inputs_and_targets, make_examples, task_batch  # noqa: E402
+from tinyllm.labs import fit_curve  # noqa: E402
 from tinyllm.nn import GELU, GPT, Block, GPTConfig, LayerNorm, Linear  # noqa: E402
 from tinyllm.nn.attention_variants import VARIANTS, record_attention, use_variant  # noqa: E402
-from tinyllm.optim import clip_grad_norm_  # noqa: E402
-from tinyllm.train import TrainConfig, make_optimizer  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,24 +183,8 @@ def fit(model, data, b: Budget, seed: int) -> list:
 
     Returns [(step, evaluate(...)), ...] every b.eval_every steps and at the end.
     """
-    steps = data.steps
-    cfg = TrainConfig(max_iters=steps, learning_rate=data.lr, min_lr=data.lr / 10, warmup_iters=steps // 10,
-                      batch_size=b.batch)
-    opt, sched = make_optimizer(model, cfg)
-    rng = np.random.default_rng([seed, 9])
-    curve = []
-    for step in range(steps + 1):
-        if step % b.eval_every == 0 or step == steps:
-            curve.append((step, evaluate(model, data)))
-        if step == steps:
-            return curve
-        x, y = data.batch(rng)
-        _, loss = model(x, y)
-        loss.backward()
-        clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad()
-        sched.step()
+    return fit_curve(model, data.batch, lambda m: evaluate(m, data), data.steps, data.lr, b.batch, b.eval_every,
+                     seed)
 
 
 # ---------------------------------------------------------------------------- parts 2 and 3

@@ -44,10 +44,9 @@ import tinyllm  # noqa: E402
 from tinyllm import runtime  # noqa: E402
 from tinyllm.data import build_tokenizer, load_text  # noqa: E402
 from tinyllm.functional.moe import top_k_experts  # noqa: E402
+from tinyllm.labs import fit_curve  # noqa: E402
 from tinyllm.nn import GPT, GPTConfig  # noqa: E402
 from tinyllm.nn.moe import moe_layers  # noqa: E402
-from tinyllm.optim import clip_grad_norm_  # noqa: E402
-from tinyllm.train import TrainConfig, make_optimizer  # noqa: E402
 
 SOURCES = ("shakespeare", "names", "stories", "python")
 CLASSES = ("lower", "upper", "digit", "space", "punct")
@@ -166,28 +165,17 @@ def evaluate(model, mix: Mix) -> dict:
 
 def fit(model, mix: Mix, b: Budget, seed: int, log=print) -> dict:
     """b.steps AdamW steps on mix's batches (seeded: every model sees the same); val curve and routing log."""
-    cfg = TrainConfig(max_iters=b.steps, learning_rate=b.lr, min_lr=b.lr / 10, warmup_iters=b.steps // 10,
-                      batch_size=b.batch)
-    opt, sched = make_optimizer(model, cfg)
-    rng = np.random.default_rng([seed, 9])
-    curve, routing = [], []
-    t0 = time.process_time()
-    for step in range(b.steps + 1):
-        if step % b.eval_every == 0 or step == b.steps:
-            curve.append((step, evaluate(model, mix)))
-        if step == b.steps:
-            break
-        x, y = mix.batch(rng)
-        _, loss = model(x, y)
-        loss.backward()
-        clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad()
-        sched.step()
+    routing = []
+
+    def log_routing(step):
         if step % b.log_every == 0 and moe_layers(model):
             stats = [m.stats for _, m in moe_layers(model)]
             routing.append((step, [max(s.tokens_per_expert) / sum(s.tokens_per_expert) for s in stats],
                             [s.router_entropy for s in stats]))
+
+    t0 = time.process_time()
+    curve = fit_curve(model, mix.batch, lambda m: evaluate(m, mix), b.steps, b.lr, b.batch, b.eval_every, seed,
+                      after_step=log_routing)
     cpu = time.process_time() - t0
     log(f"  val loss {curve[-1][1]['mean']:.4f} after {b.steps} steps ({cpu:.0f} s CPU)")
     return {"curve": curve, "routing": routing, "cpu_s": cpu}

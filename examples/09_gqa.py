@@ -39,10 +39,9 @@ import tinyllm  # noqa: E402
 from tinyllm import runtime  # noqa: E402
 from tinyllm.data import get_batch, prepare_data  # noqa: E402
 from tinyllm.inference.kv_cache import KVCache  # noqa: E402
+from tinyllm.labs import fit_curve  # noqa: E402
 from tinyllm.nn import GPT, GPTConfig  # noqa: E402
 from tinyllm.nn.gqa import mean_pool_kv_heads  # noqa: E402
-from tinyllm.optim import clip_grad_norm_  # noqa: E402
-from tinyllm.train import TrainConfig, make_optimizer  # noqa: E402
 
 KV_HEADS = (8, 4, 2, 1)
 
@@ -93,22 +92,7 @@ def evaluate(model, data: Data) -> float:
 
 def fit(model, data: Data, b: Budget, steps: int, seed: int, lr: float) -> list:
     """`steps` AdamW steps (warmup a tenth, cosine to lr/10) on seeded batches; [(step, val loss), ...]."""
-    cfg = TrainConfig(max_iters=steps, learning_rate=lr, min_lr=lr / 10, warmup_iters=steps // 10, batch_size=b.batch)
-    opt, sched = make_optimizer(model, cfg)
-    rng = np.random.default_rng([seed, 9])
-    curve = []
-    for step in range(steps + 1):
-        if step % b.eval_every == 0 or step == steps:
-            curve.append((step, evaluate(model, data)))
-        if step == steps:
-            return curve
-        x, y = data.batch(rng)
-        _, loss = model(x, y)
-        loss.backward()
-        clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad()
-        sched.step()
+    return fit_curve(model, data.batch, lambda m: evaluate(m, data), steps, lr, b.batch, b.eval_every, seed)
 
 
 # ---------------------------------------------------------------------------- parts
