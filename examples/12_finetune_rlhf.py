@@ -68,12 +68,11 @@ from tinyllm.train.rlhf import (  # noqa: E402
 
 SETTINGS = {
     # a budget cut to fit two shared cores in about half an hour after the base model: 600 finetuning steps of
-    # 16 records, 60 PPO steps of 32 responses; the preference pairs from 6800 prompts x 4 responses (with 1200 x 2,
-    # the reward model ranked 0.6 of held-out pairs right and PPO against it lowered the true reward)
+    # 16 records, 60 PPO steps of 64 responses; the preference pairs from 6800 prompts x 4 responses
     "full": dict(model=dict(n_layer=3, n_head=4, d_model=96, context_length=64, dropout=0.0, bias=False),
                  base_iters=1000, ft_iters=600, ft_batch=16, ft_lr=3e-3, lora_lr=1e-2, n_train=2000, n_eval=20,
                  prompt_tokens=16, response_tokens=24, pair_prompts=6800, pair_samples=4, rm_val_prompts=600,
-                 rm_epochs=2, rm_lr=3e-4, ppo_steps=60, ppo_batch=32, ppo_lr=1e-4, dpo_epochs=2, eval_prompts=256,
+                 rm_epochs=2, rm_lr=3e-4, ppo_steps=60, ppo_batch=64, ppo_lr=1e-4, dpo_epochs=2, eval_prompts=512,
                  eval_iters=10),
     "quick": dict(model=dict(n_layer=2, n_head=2, d_model=32, context_length=48, dropout=0.0, bias=False),
                   base_iters=60, ft_iters=20, ft_batch=16, ft_lr=1e-3, lora_lr=3e-3, n_train=40, n_eval=4,
@@ -422,6 +421,11 @@ def summary(report: dict) -> str:
                    f"{last['score']:+.3f}, true reward {first['true_reward']:+.3f} -> {last['true_reward']:+.3f}, "
                    f"KL {last['kl']:.2f}, beta {last['kl_coef']:.4f}, entropy {first['entropy']:.2f} -> "
                    f"{last['entropy']:.2f}, clipfrac {np.mean([r['clipfrac'] for r in h]):.3f} (mean)")
+        ten = min(10, len(h))  # one step's 64 responses are noisy: the means of the first and last ten steps
+        out.append(f"  means of the first and last {ten} steps: score "
+                   f"{np.mean([r['score'] for r in h[:ten]]):+.3f} -> {np.mean([r['score'] for r in h[-ten:]]):+.3f}, "
+                   f"true reward {np.mean([r['true_reward'] for r in h[:ten]]):+.3f} -> "
+                   f"{np.mean([r['true_reward'] for r in h[-ten:]]):+.3f}")
     d = rl["dpo"]
     out.append(f"dpo: {len(d['history'])} epochs in {d['seconds']:.0f} s; " + ", ".join(
         f"epoch {h['epoch']}: loss {h['loss']:.3f}, accuracy {h['accuracy']:.3f}, margin {h['margin']:.3f}"
